@@ -1,0 +1,119 @@
+package registry
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+)
+
+// Config is what users own: upstream definitions written through the admin API, the file or Consul KV.
+type Config struct {
+	Upstreams map[string]Upstream `json:"upstreams"`
+}
+
+// Discovered is what service discovery found: servers by service name, with their source.
+type Discovered map[string][]Server
+
+func (c Config) clone() Config {
+	out := Config{Upstreams: make(map[string]Upstream, len(c.Upstreams))}
+	for k, v := range c.Upstreams {
+		out.Upstreams[k] = v
+	}
+	return out
+}
+
+// merge builds the upstream list from configuration and discovery.
+//
+// Precedence (documented in the README): a configured upstream owns its options and domains; its servers are
+// its static servers plus the discovered servers of the service with the same name, a static server winning
+// over a discovered one at the same address. A service with no configuration becomes an upstream with default
+// options. A discovered upstream whose domain is already served by a configured one is dropped with a
+// warning, because Envoy rejects a route table in which two virtual hosts share a domain.
+func merge(cfg Config, disc Discovered, configSource string) ([]Upstream, []Warning) {
+	names := map[string]bool{}
+	for n := range cfg.Upstreams {
+		names[n] = true
+	}
+	for n := range disc {
+		names[n] = true
+	}
+	var out []Upstream
+	for n := range names {
+		u, configured := cfg.Upstreams[n]
+		if !configured {
+			u = Upstream{Name: n}
+		}
+		u.Servers = mergeServers(u.Servers, disc[n], configSource)
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+
+	// Configured upstreams claim their domains first, so discovery can never take a domain away.
+	owner := map[string]string{}
+	var warnings []Warning
+	claim := func(u *Upstream) bool {
+		for _, d := range u.EffectiveDomains() {
+			if o, taken := owner[d]; taken && o != u.Name {
+				warnings = append(warnings, Warning{Object: "upstream/" + u.Name,
+					Msg: fmt.Sprintf("dropped: domain %q is already served by upstream %q", d, o)})
+				return false
+			}
+		}
+		for _, d := range u.EffectiveDomains() {
+			owner[d] = u.Name
+		}
+		return true
+	}
+	kept := out[:0]
+	for pass := 0; pass < 2; pass++ {
+		for i := range out {
+			_, configured := cfg.Upstreams[out[i].Name]
+			if configured == (pass == 0) && claim(&out[i]) {
+				kept = append(kept, out[i])
+			}
+		}
+	}
+	result := slices.Clone(kept)
+	sort.Slice(result, func(i, j int) bool { return result[i].Name < result[j].Name })
+	return result, warnings
+}
+
+func mergeServers(static, discovered []Server, configSource string) []Server {
+	out := make([]Server, 0, len(static)+len(discovered))
+	seen := map[netip.AddrPort]bool{}
+	for _, s := range static {
+		if s.Source == "" {
+			s.Source = configSource
+		}
+		out = append(out, s)
+		seen[addrPort(s)] = true
+	}
+	for _, s := range discovered {
+		if !seen[addrPort(s)] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func addrPort(s Server) netip.AddrPort {
+	a, _ := netip.ParseAddr(s.Host)
+	return netip.AddrPortFrom(a, uint16(s.Port))
+}
+
+// domainConflict reports the first domain of u that another configured upstream already serves.
+func domainConflict(cfg Config, u *Upstream) error {
+	mine := u.EffectiveDomains()
+	for name, other := range cfg.Upstreams {
+		if name == u.Name {
+			continue
+		}
+		for _, d := range other.EffectiveDomains() {
+			if slices.Contains(mine, d) {
+				return &ConflictError{Msg: fmt.Sprintf("domain %q is already served by upstream %q", d, name)}
+			}
+		}
+	}
+	return nil
+}

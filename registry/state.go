@@ -1,0 +1,62 @@
+package registry
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+)
+
+// State is one immutable view of every upstream: the input of translation. Never modify a published State.
+type State struct {
+	// Revision counts accepted changes in this process (and in its data dir); it orders changes.
+	Revision uint64 `json:"revision"`
+	// Hash is derived from content only, so the same upstreams have the same hash after a restart and on
+	// every replica.
+	Hash      string     `json:"hash"`
+	Upstreams []Upstream `json:"upstreams"` // sorted by name
+	// Warnings name objects that were dropped or changed while building this state (never fatal).
+	Warnings []Warning `json:"warnings,omitempty"`
+	// Change describes what this revision changed, relative to the previous one.
+	Change Change `json:"change"`
+}
+
+// Warning is a per-object problem: the object is dropped, the rest of the state stands.
+type Warning struct {
+	Object string `json:"object"` // e.g. "upstream/imgprocess", "consul/service/web"
+	Msg    string `json:"msg"`
+}
+
+// Change describes one accepted write.
+type Change struct {
+	Revision  uint64   `json:"revision"`
+	Source    string   `json:"source"`    // admin, file, consul-catalog, consul-kv
+	Upstreams []string `json:"upstreams"` // names whose definition or servers changed (added, updated, removed)
+}
+
+// Upstream returns the named upstream.
+func (s *State) Upstream(name string) (*Upstream, bool) {
+	i := sort.Search(len(s.Upstreams), func(i int) bool { return s.Upstreams[i].Name >= name })
+	if i < len(s.Upstreams) && s.Upstreams[i].Name == name {
+		return &s.Upstreams[i], true
+	}
+	return nil, false
+}
+
+// Names lists the upstream names in order.
+func (s *State) Names() []string {
+	names := make([]string, len(s.Upstreams))
+	for i := range s.Upstreams {
+		names[i] = s.Upstreams[i].Name
+	}
+	return names
+}
+
+func contentHash(ups []Upstream) string {
+	b, err := json.Marshal(ups)
+	if err != nil {
+		panic("registry: upstreams must marshal: " + err.Error()) // plain data; cannot fail
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}

@@ -1,0 +1,249 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"sync"
+)
+
+// Backend persists Config. The store calls it before a change becomes visible, so a failed save changes
+// nothing. Implementations: FileBackend (default), the Consul KV backend.
+type Backend interface {
+	// Load returns the persisted configuration and the last revision, if the backend keeps one.
+	Load(ctx context.Context) (Config, uint64, error)
+	// Save persists next, in which the named upstreams changed (a name missing from next was deleted).
+	Save(ctx context.Context, next Config, changed []string, revision uint64) error
+	// Name says where state lives, for the admin API ("file:./data/dynup.json").
+	Name() string
+}
+
+// NotFoundError means the named object does not exist.
+type NotFoundError struct{ Msg string }
+
+func (e *NotFoundError) Error() string { return e.Msg }
+
+// ConflictError means the write clashes with existing state (a domain served twice, a lost CAS race).
+type ConflictError struct{ Msg string }
+
+func (e *ConflictError) Error() string { return e.Msg }
+
+// UnavailableError means the backend could not be reached; nothing changed.
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string { return "store unavailable: " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Store owns the configuration and the discovered servers, and publishes every accepted change as a new
+// State to its subscribers. Writes are all or nothing: validated, then persisted, then published.
+type Store struct {
+	backend Backend
+
+	mu         sync.Mutex // serialises writes; state reads are lock-free through current
+	cfg        Config
+	discovered map[string]Discovered // by source name
+	current    *State
+	subs       map[chan *State]struct{}
+}
+
+// NewStore loads the backend's configuration and builds the first state.
+func NewStore(ctx context.Context, backend Backend) (*Store, error) {
+	cfg, rev, err := backend.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", backend.Name(), err)
+	}
+	if cfg.Upstreams == nil {
+		cfg.Upstreams = map[string]Upstream{}
+	}
+	for name, u := range cfg.Upstreams {
+		u.Normalize()
+		if err := u.Validate(); err != nil {
+			return nil, fmt.Errorf("load %s: upstream %q: %w", backend.Name(), name, err)
+		}
+		cfg.Upstreams[name] = u
+	}
+	s := &Store{backend: backend, cfg: cfg, discovered: map[string]Discovered{}, subs: map[chan *State]struct{}{}}
+	s.current = s.build(rev, Change{Revision: rev, Source: "load", Upstreams: slices.Sorted(keys(cfg.Upstreams))})
+	return s, nil
+}
+
+// State returns the current state. Callers must not modify it.
+func (s *Store) State() *State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.current
+}
+
+// BackendName says where configuration is kept.
+func (s *Store) BackendName() string { return s.backend.Name() }
+
+// PutUpstream creates or replaces one upstream definition.
+func (s *Store) PutUpstream(ctx context.Context, u Upstream, source string) (*State, error) {
+	u.Normalize()
+	if err := u.Validate(); err != nil {
+		return nil, err
+	}
+	for i := range u.Servers {
+		u.Servers[i].Source = "" // the store says where servers came from, not the caller
+	}
+	return s.update(ctx, source, func(cfg Config) ([]string, error) {
+		if err := domainConflict(cfg, &u); err != nil {
+			return nil, err
+		}
+		cfg.Upstreams[u.Name] = u
+		return []string{u.Name}, nil
+	})
+}
+
+// DeleteUpstream removes one upstream definition.
+func (s *Store) DeleteUpstream(ctx context.Context, name, source string) (*State, error) {
+	return s.update(ctx, source, func(cfg Config) ([]string, error) {
+		if _, ok := cfg.Upstreams[name]; !ok {
+			return nil, &NotFoundError{Msg: fmt.Sprintf("upstream %s not found", name)}
+		}
+		delete(cfg.Upstreams, name)
+		return []string{name}, nil
+	})
+}
+
+// Upstream returns the stored definition (without discovered servers).
+func (s *Store) Upstream(name string) (Upstream, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.cfg.Upstreams[name]
+	return u, ok
+}
+
+// update applies fn to a copy of the configuration, persists the result, and publishes it.
+func (s *Store) update(ctx context.Context, source string, fn func(Config) ([]string, error)) (*State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.cfg.clone()
+	changed, err := fn(next)
+	if err != nil {
+		return nil, err
+	}
+	rev := s.current.Revision + 1
+	if err := s.backend.Save(ctx, next, changed, rev); err != nil {
+		var conflict *ConflictError
+		if errors.As(err, &conflict) {
+			return nil, err
+		}
+		return nil, &UnavailableError{Err: err}
+	}
+	s.cfg = next
+	return s.publish(Change{Revision: rev, Source: source, Upstreams: changed}), nil
+}
+
+// ReplaceConfig installs configuration read from a watched backend (Consul KV). Invalid upstreams are
+// dropped with a warning instead of failing the whole load.
+func (s *Store) ReplaceConfig(cfg Config, source string, warnings []Warning) *State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clean := Config{Upstreams: map[string]Upstream{}}
+	for name, u := range cfg.Upstreams {
+		u.Normalize()
+		if err := u.Validate(); err != nil {
+			warnings = append(warnings, Warning{Object: "upstream/" + name, Msg: "dropped: " + err.Error()})
+			continue
+		}
+		clean.Upstreams[name] = u
+	}
+	changed := changedNames(s.cfg.Upstreams, clean.Upstreams)
+	s.cfg = clean
+	if len(changed) == 0 {
+		return s.current
+	}
+	return s.publish(Change{Revision: s.current.Revision + 1, Source: source, Upstreams: changed})
+}
+
+// SetDiscovered replaces the servers one discovery source found. A source that failed must not call this:
+// keeping the last good servers is the caller's duty (never push an empty set because a source failed).
+func (s *Store) SetDiscovered(source string, d Discovered) *State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.discovered[source]
+	changed := changedNames(old, d)
+	if len(changed) == 0 {
+		return s.current
+	}
+	s.discovered[source] = d
+	return s.publish(Change{Revision: s.current.Revision + 1, Source: source, Upstreams: changed})
+}
+
+// Subscribe returns a channel that always holds the newest state: a slow reader skips intermediate states
+// and never blocks the store. The current state is delivered at once.
+func (s *Store) Subscribe() (<-chan *State, func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan *State, 1)
+	ch <- s.current
+	s.subs[ch] = struct{}{}
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.subs, ch)
+	}
+}
+
+func (s *Store) publish(c Change) *State {
+	st := s.build(c.Revision, c)
+	s.current = st
+	for ch := range s.subs {
+		select { // drop the stale state the reader has not taken yet
+		case <-ch:
+		default:
+		}
+		ch <- st
+	}
+	return st
+}
+
+func (s *Store) build(rev uint64, c Change) *State {
+	all := Discovered{}
+	for _, src := range slices.Sorted(keys(s.discovered)) {
+		for name, servers := range s.discovered[src] {
+			all[name] = append(all[name], servers...)
+		}
+	}
+	ups, warnings := merge(s.cfg, all, s.configSource())
+	return &State{Revision: rev, Hash: contentHash(ups), Upstreams: ups, Warnings: warnings, Change: c}
+}
+
+func (s *Store) configSource() string {
+	if _, ok := s.backend.(*FileBackend); ok {
+		return "admin"
+	}
+	return "consul-kv"
+}
+
+func keys[M ~map[string]V, V any](m M) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// changedNames lists keys whose values differ between a and b, including added and removed ones.
+func changedNames[V any](a, b map[string]V) []string {
+	var out []string
+	for k, va := range a {
+		vb, ok := b[k]
+		if !ok || !reflect.DeepEqual(va, vb) {
+			out = append(out, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
