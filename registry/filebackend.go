@@ -77,4 +77,3 @@ func (f *FileBackend) Save(_ context.Context, next Config, _ []string, revision 
 	}
 	return nil
 }
-

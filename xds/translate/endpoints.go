@@ -1,0 +1,84 @@
+package translate
+
+import (
+	"sort"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/dynup/dynup/registry"
+)
+
+// buildEndpoints groups servers into localities by (priority, zone).
+//
+// Priority order: failover level first, then, for a node that declared a zone, its own zone before the
+// others ("local first"). So backup servers stay below every primary server, local or remote. Priorities are
+// then renumbered to be contiguous from 0: both Envoy and gRPC reject gaps, and a set with only backups or
+// only remote servers would otherwise start at 1.
+func buildEndpoints(u *registry.Upstream, g Group) *endpoint.ClusterLoadAssignment {
+	type key struct {
+		rank int
+		zone string
+	}
+	groups := map[key]*endpoint.LocalityLbEndpoints{}
+	for i := range u.Servers {
+		s := &u.Servers[i]
+		rank := s.Level * 2
+		if g.Zone != "" && s.Zone != g.Zone {
+			rank++
+		}
+		k := key{rank, s.Zone}
+		loc := groups[k]
+		if loc == nil {
+			loc = &endpoint.LocalityLbEndpoints{Locality: &core.Locality{Zone: s.Zone}, LoadBalancingWeight: wrapperspb.UInt32(0)}
+			groups[k] = loc
+		}
+		loc.LbEndpoints = append(loc.LbEndpoints, lbEndpoint(s))
+		// A locality weighs as much as its servers, so locality-weighted balancing keeps server weights.
+		loc.LoadBalancingWeight.Value += uint32(s.EffectiveWeight())
+	}
+	ks := make([]key, 0, len(groups))
+	for k := range groups {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		if ks[i].rank != ks[j].rank {
+			return ks[i].rank < ks[j].rank
+		}
+		return ks[i].zone < ks[j].zone
+	})
+	cla := &endpoint.ClusterLoadAssignment{ClusterName: u.Name}
+	priority, lastRank := uint32(0), -1
+	for _, k := range ks {
+		if lastRank >= 0 && k.rank != lastRank {
+			priority++
+		}
+		lastRank = k.rank
+		loc := groups[k]
+		loc.Priority = priority
+		cla.Endpoints = append(cla.Endpoints, loc)
+	}
+	return cla
+}
+
+func lbEndpoint(s *registry.Server) *endpoint.LbEndpoint {
+	health := core.HealthStatus_UNKNOWN
+	if s.Down {
+		health = core.HealthStatus_UNHEALTHY
+	}
+	return &endpoint.LbEndpoint{
+		HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+			Address: socketAddress(s.Host, uint32(s.Port)),
+		}},
+		HealthStatus:        health,
+		LoadBalancingWeight: wrapperspb.UInt32(uint32(s.EffectiveWeight())),
+	}
+}
+
+func socketAddress(host string, port uint32) *core.Address {
+	return &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+		Address:       host,
+		PortSpecifier: &core.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
