@@ -136,4 +136,3 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
-
