@@ -65,7 +65,7 @@ func merge(cfg Config, disc Discovered, configSource string) ([]Upstream, []Warn
 		}
 		return true
 	}
-	kept := out[:0]
+	kept := make([]Upstream, 0, len(out))
 	for pass := 0; pass < 2; pass++ {
 		for i := range out {
 			_, configured := cfg.Upstreams[out[i].Name]
@@ -74,9 +74,8 @@ func merge(cfg Config, disc Discovered, configSource string) ([]Upstream, []Warn
 			}
 		}
 	}
-	result := slices.Clone(kept)
-	sort.Slice(result, func(i, j int) bool { return result[i].Name < result[j].Name })
-	return result, warnings
+	sort.Slice(kept, func(i, j int) bool { return kept[i].Name < kept[j].Name })
+	return kept, warnings
 }
 
 func mergeServers(static, discovered []Server, configSource string) []Server {

@@ -1,0 +1,175 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+func up(name string, hostPorts ...int) Upstream {
+	u := Upstream{Name: name}
+	for _, p := range hostPorts {
+		u.Servers = append(u.Servers, Server{Host: "10.0.0.1", Port: p})
+	}
+	return u
+}
+
+func newFileStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	b, err := NewFileBackend(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStore(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestStorePersistsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := newFileStore(t, dir)
+	ctx := context.Background()
+	if _, err := s.PutUpstream(ctx, up("a", 80, 81), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutUpstream(ctx, up("b", 90), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteUpstream(ctx, "a", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	before := s.State()
+	after := newFileStore(t, dir).State()
+	if after.Revision != 3 || after.Revision != before.Revision || after.Hash != before.Hash {
+		t.Fatalf("after reload: revision %d hash %s; before: %d %s", after.Revision, after.Hash, before.Revision, before.Hash)
+	}
+	if names := after.Names(); len(names) != 1 || names[0] != "b" {
+		t.Fatalf("after reload: %v", names)
+	}
+	if after.Upstreams[0].Servers[0].Source != "admin" {
+		t.Fatalf("server source %q, want admin", after.Upstreams[0].Servers[0].Source)
+	}
+}
+
+type failingBackend struct{ FileBackend }
+
+func (failingBackend) Save(context.Context, Config, []string, uint64) error { return errors.New("disk full") }
+
+func TestFailedSaveChangesNothing(t *testing.T) {
+	s, err := NewStore(context.Background(), &failingBackend{FileBackend{path: t.TempDir() + "/x.json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, cancel := s.Subscribe()
+	defer cancel()
+	<-states
+	_, err = s.PutUpstream(context.Background(), up("a", 80), "admin")
+	var unavailable *UnavailableError
+	if !errors.As(err, &unavailable) {
+		t.Fatalf("err %v, want UnavailableError", err)
+	}
+	if st := s.State(); st.Revision != 0 || len(st.Upstreams) != 0 {
+		t.Fatalf("state changed: %+v", st)
+	}
+	select {
+	case st := <-states:
+		t.Fatalf("a state was published: revision %d", st.Revision)
+	default:
+	}
+}
+
+func TestDomainServedTwiceIsAConflict(t *testing.T) {
+	s := newFileStore(t, t.TempDir())
+	ctx := context.Background()
+	a := up("a", 80)
+	a.Domains = []string{"img.example.com"}
+	if _, err := s.PutUpstream(ctx, a, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	b := up("b", 80)
+	b.Domains = []string{"IMG.example.com"} // domains are case-insensitive
+	_, err := s.PutUpstream(ctx, b, "admin")
+	var conflict *ConflictError
+	if !errors.As(err, &conflict) {
+		t.Fatalf("err %v, want ConflictError", err)
+	}
+	// An upstream named like another's domain claims that domain too.
+	if _, err := s.PutUpstream(ctx, up("img.example.com", 80), "admin"); !errors.As(err, &conflict) {
+		t.Fatalf("err %v, want ConflictError", err)
+	}
+	if st := s.State(); st.Revision != 1 {
+		t.Fatalf("revision %d after rejected writes, want 1", st.Revision)
+	}
+}
+
+func TestDiscoveredServersMerge(t *testing.T) {
+	s := newFileStore(t, t.TempDir())
+	ctx := context.Background()
+	static := up("web", 80)
+	static.Servers[0].Weight = 5
+	if _, err := s.PutUpstream(ctx, static, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	claim := up("api", 80)
+	claim.Domains = []string{"orders"}
+	if _, err := s.PutUpstream(ctx, claim, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	st := s.SetDiscovered("consul-catalog", Discovered{
+		"web":    {{Host: "10.0.0.1", Port: 80, Source: "consul"}, {Host: "10.0.0.2", Port: 80, Source: "consul"}},
+		"orders": {{Host: "10.0.0.3", Port: 80, Source: "consul"}},
+		"cart":   {{Host: "10.0.0.4", Port: 80, Source: "consul"}},
+	})
+	web, ok := st.Upstream("web")
+	if !ok || len(web.Servers) != 2 {
+		t.Fatalf("web: %+v", web)
+	}
+	if web.Servers[0].Weight != 5 || web.Servers[0].Source != "admin" || web.Servers[1].Source != "consul" {
+		t.Errorf("static server must win at the same address: %+v", web.Servers)
+	}
+	if _, ok := st.Upstream("cart"); !ok {
+		t.Error("a discovered service without configuration must become an upstream")
+	}
+	if _, ok := st.Upstream("orders"); ok || len(st.Warnings) != 1 {
+		t.Errorf("discovered 'orders' collides with api's domain: want it dropped with a warning, got warnings %v", st.Warnings)
+	}
+	if got := st.Change.Upstreams; len(got) != 3 {
+		t.Errorf("change lists %v, want cart, orders, web", got)
+	}
+	// The same discovery again changes nothing and publishes nothing.
+	if again := s.SetDiscovered("consul-catalog", Discovered{
+		"web":    {{Host: "10.0.0.1", Port: 80, Source: "consul"}, {Host: "10.0.0.2", Port: 80, Source: "consul"}},
+		"orders": {{Host: "10.0.0.3", Port: 80, Source: "consul"}},
+		"cart":   {{Host: "10.0.0.4", Port: 80, Source: "consul"}},
+	}); again.Revision != st.Revision {
+		t.Errorf("identical discovery bumped the revision to %d", again.Revision)
+	}
+}
+
+func TestSlowSubscriberGetsTheNewestState(t *testing.T) {
+	s := newFileStore(t, t.TempDir())
+	states, cancel := s.Subscribe()
+	defer cancel()
+	for p := 1; p <= 5; p++ {
+		if _, err := s.PutUpstream(context.Background(), up("a", p), "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := <-states; st.Revision != 5 {
+		t.Fatalf("subscriber got revision %d, want the newest, 5", st.Revision)
+	}
+}
+
+func TestHashDependsOnContentOnly(t *testing.T) {
+	ctx := context.Background()
+	s1, s2 := newFileStore(t, t.TempDir()), newFileStore(t, t.TempDir())
+	s1.PutUpstream(ctx, up("x", 1), "admin")
+	s1.PutUpstream(ctx, up("a", 80), "admin")
+	s1.DeleteUpstream(ctx, "x", "admin")
+	s2.PutUpstream(ctx, up("a", 80), "admin")
+	if s1.State().Hash != s2.State().Hash || s1.State().Revision == s2.State().Revision {
+		t.Fatalf("same content, different history: hashes %s and %s", s1.State().Hash, s2.State().Hash)
+	}
+}
