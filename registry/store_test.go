@@ -55,7 +55,9 @@ func TestStorePersistsAcrossRestart(t *testing.T) {
 
 type failingBackend struct{ FileBackend }
 
-func (failingBackend) Save(context.Context, Config, []string, uint64) error { return errors.New("disk full") }
+func (failingBackend) Save(context.Context, Config, []string, uint64) error {
+	return errors.New("disk full")
+}
 
 func TestFailedSaveChangesNothing(t *testing.T) {
 	s, err := NewStore(context.Background(), &failingBackend{FileBackend{path: t.TempDir() + "/x.json"}})
