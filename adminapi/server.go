@@ -18,7 +18,9 @@ type Deps struct {
 	Store     *registry.Store
 	Publisher *publish.Publisher
 	Nodes     *nodes.Tracker
-	Log       *slog.Logger
+	// Sources reports each source's sync state (Consul watches); nil in file mode.
+	Sources func() []registry.SourceStatus
+	Log     *slog.Logger
 	// MaxBodyBytes bounds a request body; larger bodies get 413 and change nothing.
 	MaxBodyBytes int64
 }
@@ -52,6 +54,7 @@ func New(d Deps) http.Handler {
 	v := &viewHandlers{d}
 	r.GET("/xds", v.xds)
 	r.GET("/nodes", v.nodes)
+	r.GET("/sources", v.sources)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": 200}) })
 	return r
 }

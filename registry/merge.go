@@ -12,8 +12,15 @@ type Config struct {
 	Upstreams map[string]Upstream `json:"upstreams"`
 }
 
-// Discovered is what service discovery found: servers by service name, with their source.
-type Discovered map[string][]Server
+// Discovered is what service discovery found, by service name.
+type Discovered map[string]DiscoveredService
+
+// DiscoveredService is one discovered service: its servers (each with its Source) and the Host names it
+// asked for (Consul service meta dynup-domains), used when its upstream is not configured with domains.
+type DiscoveredService struct {
+	Servers []Server `json:"servers"`
+	Domains []string `json:"domains,omitempty"`
+}
 
 func (c Config) clone() Config {
 	out := Config{Upstreams: make(map[string]Upstream, len(c.Upstreams))}
@@ -44,7 +51,10 @@ func merge(cfg Config, disc Discovered, configSource string) ([]Upstream, []Warn
 		if !configured {
 			u = Upstream{Name: n}
 		}
-		u.Servers = mergeServers(u.Servers, disc[n], configSource)
+		if len(u.Domains) == 0 {
+			u.Domains = disc[n].Domains
+		}
+		u.Servers = mergeServers(u.Servers, disc[n].Servers, configSource)
 		out = append(out, u)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

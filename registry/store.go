@@ -1,10 +1,11 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -44,6 +45,7 @@ type Store struct {
 
 	mu         sync.Mutex // serialises writes; state reads are lock-free through current
 	cfg        Config
+	cfgWarns   []Warning             // objects the configuration backend dropped
 	discovered map[string]Discovered // by source name
 	current    *State
 	subs       map[chan *State]struct{}
@@ -139,10 +141,14 @@ func (s *Store) update(ctx context.Context, source string, fn func(Config) ([]st
 }
 
 // ReplaceConfig installs configuration read from a watched backend (Consul KV). Invalid upstreams are
-// dropped with a warning instead of failing the whole load.
-func (s *Store) ReplaceConfig(cfg Config, source string, warnings []Warning) *State {
+// dropped with a warning instead of failing the whole load. fresh, if not nil, is asked under the store's
+// lock whether cfg is still current: a watch result read just before a write of ours must not undo it.
+func (s *Store) ReplaceConfig(cfg Config, source string, warnings []Warning, fresh func() bool) *State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if fresh != nil && !fresh() {
+		return s.current
+	}
 	clean := Config{Upstreams: map[string]Upstream{}}
 	for name, u := range cfg.Upstreams {
 		u.Normalize()
@@ -153,8 +159,9 @@ func (s *Store) ReplaceConfig(cfg Config, source string, warnings []Warning) *St
 		clean.Upstreams[name] = u
 	}
 	changed := changedNames(s.cfg.Upstreams, clean.Upstreams)
-	s.cfg = clean
-	if len(changed) == 0 {
+	warningsChanged := !sameJSON(s.cfgWarns, warnings)
+	s.cfg, s.cfgWarns = clean, warnings
+	if len(changed) == 0 && !warningsChanged {
 		return s.current
 	}
 	return s.publish(Change{Revision: s.current.Revision + 1, Source: source, Upstreams: changed})
@@ -205,11 +212,17 @@ func (s *Store) publish(c Change) *State {
 func (s *Store) build(rev uint64, c Change) *State {
 	all := Discovered{}
 	for _, src := range slices.Sorted(keys(s.discovered)) {
-		for name, servers := range s.discovered[src] {
-			all[name] = append(all[name], servers...)
+		for name, ds := range s.discovered[src] {
+			prev := all[name]
+			prev.Servers = append(prev.Servers, ds.Servers...)
+			if len(prev.Domains) == 0 {
+				prev.Domains = ds.Domains
+			}
+			all[name] = prev
 		}
 	}
 	ups, warnings := merge(s.cfg, all, s.configSource())
+	warnings = append(slices.Clone(s.cfgWarns), warnings...)
 	return &State{Revision: rev, Hash: contentHash(ups), Upstreams: ups, Warnings: warnings, Change: c}
 }
 
@@ -235,7 +248,7 @@ func changedNames[V any](a, b map[string]V) []string {
 	var out []string
 	for k, va := range a {
 		vb, ok := b[k]
-		if !ok || !reflect.DeepEqual(va, vb) {
+		if !ok || !sameJSON(va, vb) {
 			out = append(out, k)
 		}
 	}
@@ -246,4 +259,12 @@ func changedNames[V any](a, b map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// sameJSON compares two plain-data values by their encoding, so nil and empty slices (which a round trip
+// through JSON or Consul KV does not keep apart) are the same.
+func sameJSON(a, b any) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }

@@ -120,9 +120,9 @@ func TestDiscoveredServersMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := s.SetDiscovered("consul-catalog", Discovered{
-		"web":    {{Host: "10.0.0.1", Port: 80, Source: "consul"}, {Host: "10.0.0.2", Port: 80, Source: "consul"}},
-		"orders": {{Host: "10.0.0.3", Port: 80, Source: "consul"}},
-		"cart":   {{Host: "10.0.0.4", Port: 80, Source: "consul"}},
+		"web":    {Servers: []Server{{Host: "10.0.0.1", Port: 80, Source: "consul"}, {Host: "10.0.0.2", Port: 80, Source: "consul"}}},
+		"orders": {Servers: []Server{{Host: "10.0.0.3", Port: 80, Source: "consul"}}},
+		"cart":   {Servers: []Server{{Host: "10.0.0.4", Port: 80, Source: "consul"}}, Domains: []string{"cart.example.com"}},
 	})
 	web, ok := st.Upstream("web")
 	if !ok || len(web.Servers) != 2 {
@@ -131,8 +131,8 @@ func TestDiscoveredServersMerge(t *testing.T) {
 	if web.Servers[0].Weight != 5 || web.Servers[0].Source != "admin" || web.Servers[1].Source != "consul" {
 		t.Errorf("static server must win at the same address: %+v", web.Servers)
 	}
-	if _, ok := st.Upstream("cart"); !ok {
-		t.Error("a discovered service without configuration must become an upstream")
+	if cart, ok := st.Upstream("cart"); !ok || len(cart.Domains) != 1 {
+		t.Errorf("a discovered service without configuration must become an upstream with its domains: %+v", cart)
 	}
 	if _, ok := st.Upstream("orders"); ok || len(st.Warnings) != 1 {
 		t.Errorf("discovered 'orders' collides with api's domain: want it dropped with a warning, got warnings %v", st.Warnings)
@@ -142,9 +142,9 @@ func TestDiscoveredServersMerge(t *testing.T) {
 	}
 	// The same discovery again changes nothing and publishes nothing.
 	if again := s.SetDiscovered("consul-catalog", Discovered{
-		"web":    {{Host: "10.0.0.1", Port: 80, Source: "consul"}, {Host: "10.0.0.2", Port: 80, Source: "consul"}},
-		"orders": {{Host: "10.0.0.3", Port: 80, Source: "consul"}},
-		"cart":   {{Host: "10.0.0.4", Port: 80, Source: "consul"}},
+		"web":    {Servers: []Server{{Host: "10.0.0.1", Port: 80, Source: "consul"}, {Host: "10.0.0.2", Port: 80, Source: "consul"}}},
+		"orders": {Servers: []Server{{Host: "10.0.0.3", Port: 80, Source: "consul"}}},
+		"cart":   {Servers: []Server{{Host: "10.0.0.4", Port: 80, Source: "consul"}}, Domains: []string{"cart.example.com"}},
 	}); again.Revision != st.Revision {
 		t.Errorf("identical discovery bumped the revision to %d", again.Revision)
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/dynup/dynup/adminapi"
-	"github.com/dynup/dynup/registry"
 	"github.com/dynup/dynup/xds/nodes"
 	"github.com/dynup/dynup/xds/publish"
 	"github.com/dynup/dynup/xds/serve"
@@ -33,6 +32,7 @@ type config struct {
 	maxBody      int64
 	logFormat    string
 	logLevel     string
+	consul       consulFlags
 }
 
 func parseFlags(args []string) (config, error) {
@@ -46,8 +46,9 @@ func parseFlags(args []string) (config, error) {
 	fs.Int64Var(&c.maxBody, "max-body-bytes", adminapi.DefaultMaxBodyBytes, "largest admin request body accepted; larger ones get 413")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	c.consul.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: dynup [flags]\n\nServes upstreams from the admin API and the local store over xDS (ADS).\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: dynup [flags]\n\nServes upstreams from the admin API and the local store (or Consul) over xDS (ADS).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -96,11 +97,7 @@ func main() {
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
-	backend, err := registry.NewFileBackend(c.dataDir)
-	if err != nil {
-		return err
-	}
-	store, err := registry.NewStore(ctx, backend)
+	store, srcs, err := openStore(ctx, c, log)
 	if err != nil {
 		return err
 	}
@@ -123,7 +120,8 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	admin := &http.Server{
-		Handler:           adminapi.New(adminapi.Deps{Store: store, Publisher: pub, Nodes: tracker, Log: log, MaxBodyBytes: c.maxBody}),
+		Handler: adminapi.New(adminapi.Deps{Store: store, Publisher: pub, Nodes: tracker, Sources: srcs,
+			Log: log, MaxBodyBytes: c.maxBody}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 	}

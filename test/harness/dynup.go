@@ -89,6 +89,7 @@ func (d *Dynup) start(t testing.TB, adminAddr, xdsAddr string) {
 	args := append([]string{"--admin-addr", adminAddr, "--xds-addr", xdsAddr, "--data-dir", d.DataDir,
 		"--log-format", "json", "--log-level", "debug"}, d.args...)
 	d.cmd = exec.Command(DynupBinary(t), args...)
+	d.cmd.Env = withoutConsulEnv(os.Environ()) // Consul mode only when a test asks for it with --consul-addr
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -208,4 +209,14 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+func withoutConsulEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "CONSUL_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
