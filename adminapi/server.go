@@ -7,10 +7,12 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dynup/dynup/registry"
 	"github.com/dynup/dynup/xds/nodes"
 	"github.com/dynup/dynup/xds/publish"
+	"github.com/dynup/dynup/xds/rollout"
 )
 
 // Deps are what the handlers read and write.
@@ -18,6 +20,7 @@ type Deps struct {
 	Store     *registry.Store
 	Publisher *publish.Publisher
 	Nodes     *nodes.Tracker
+	Rollout   *rollout.Tracker
 	// Sources reports each source's sync state (Consul watches); nil in file mode.
 	Sources func() []registry.SourceStatus
 	Log     *slog.Logger
@@ -51,9 +54,15 @@ func New(d Deps) http.Handler {
 	r.PUT("/upstream/:name", u.put)
 	r.DELETE("/upstream/:name", u.delete)
 
+	ch := &changeHandlers{d}
+	r.GET("/changes", ch.list)
+	r.GET("/changes/:id", ch.get)
+
 	v := &viewHandlers{d}
 	r.GET("/xds", v.xds)
 	r.GET("/nodes", v.nodes)
+	r.GET("/nodes/:id", v.node)
+	r.GET("/metrics", gin.WrapH(promhttp.Handler()))
 	r.GET("/sources", v.sources)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": 200}) })
 	return r

@@ -58,6 +58,13 @@ func (h *upstreamHandlers) get(c *gin.Context) {
 		c.String(http.StatusOK, dyups.Format(*u))
 		return
 	}
+	if rej := rejectionsOf(h.Nodes.Nodes(), name); len(rej) > 0 {
+		c.JSON(http.StatusOK, struct {
+			*registry.Upstream
+			RejectedBy []rejection `json:"rejected_by"`
+		}{u, rej})
+		return
+	}
 	c.JSON(http.StatusOK, u)
 }
 
@@ -97,11 +104,11 @@ func (h *upstreamHandlers) put(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
+	text := ""
 	if !isJSON {
-		c.String(http.StatusOK, "success")
-		return
+		text = "success" // dyups' answer
 	}
-	c.JSON(http.StatusOK, gin.H{"status": 200, "revision": st.Revision, "version": st.Hash})
+	h.accepted(c, st, text)
 }
 
 // DELETE /upstream/{name}
@@ -111,7 +118,7 @@ func (h *upstreamHandlers) delete(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": 200, "revision": st.Revision, "version": st.Hash})
+	h.accepted(c, st, "")
 }
 
 // isJSONBody tells Slardar's JSON from dyups' text: dyups directives never start with '{' or '['.

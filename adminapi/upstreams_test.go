@@ -13,6 +13,7 @@ import (
 	"github.com/dynup/dynup/registry"
 	"github.com/dynup/dynup/xds/nodes"
 	"github.com/dynup/dynup/xds/publish"
+	"github.com/dynup/dynup/xds/rollout"
 	"github.com/dynup/dynup/xds/translate"
 )
 
@@ -32,8 +33,10 @@ func newTestAPI(t *testing.T) *testAPI {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pub := publish.New(translate.DefaultOptions(), log)
-	return &testAPI{store: store, h: New(Deps{Store: store, Publisher: pub, Nodes: nodes.NewTracker(), Log: log, MaxBodyBytes: 64 << 10})}
+	ro := rollout.New(store)
+	pub := publish.New(translate.DefaultOptions(), log, ro)
+	return &testAPI{store: store, h: New(Deps{Store: store, Publisher: pub, Nodes: nodes.NewTracker(ro, log), Rollout: ro,
+		Log: log, MaxBodyBytes: 64 << 10})}
 }
 
 func (a *testAPI) do(method, path, body string) (int, string) {

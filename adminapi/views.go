@@ -20,6 +20,21 @@ func (h *viewHandlers) nodes(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": 200, "nodes": h.Nodes.Nodes()})
 }
 
+// GET /nodes/{id}: every stream of one node (a node may hold several, e.g. while reconnecting).
+func (h *viewHandlers) node(c *gin.Context) {
+	var streams []any
+	for _, n := range h.Nodes.Nodes() {
+		if n.ID == c.Param("id") {
+			streams = append(streams, n)
+		}
+	}
+	if len(streams) == 0 {
+		fail(c, http.StatusNotFound, "", "node "+c.Param("id")+" is not connected")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": 200, "streams": streams})
+}
+
 // GET /sources: each source's last index, last success and last error (Consul mode).
 func (h *viewHandlers) sources(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": 200, "store": h.Store.BackendName(), "sources": h.sourceList()})

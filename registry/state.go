@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"time"
 )
 
 // State is one immutable view of every upstream: the input of translation. Never modify a published State.
@@ -27,11 +28,12 @@ type Warning struct {
 	Msg    string `json:"msg"`
 }
 
-// Change describes one accepted write.
+// Change describes one accepted write. Its Revision is the change id the admin API returns.
 type Change struct {
-	Revision  uint64   `json:"revision"`
-	Source    string   `json:"source"`    // admin, file, consul-catalog, consul-kv
-	Upstreams []string `json:"upstreams"` // names whose definition or servers changed (added, updated, removed)
+	Revision   uint64    `json:"revision"`
+	Source     string    `json:"source"`    // admin, file, consul-catalog, consul-kv
+	Upstreams  []string  `json:"upstreams"` // names whose definition or servers changed (added, updated, removed)
+	AcceptedAt time.Time `json:"accepted_at,omitzero"`
 }
 
 // Upstream returns the named upstream.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Backend persists Config. The store calls it before a change becomes visible, so a failed save changes
@@ -49,7 +50,11 @@ type Store struct {
 	discovered map[string]Discovered // by source name
 	current    *State
 	subs       map[chan *State]struct{}
+	history    []Change // the newest changes, oldest first, at most historySize
 }
+
+// historySize bounds the change log kept for NACK attribution and rollout tracking.
+const historySize = 256
 
 // NewStore loads the backend's configuration and builds the first state.
 func NewStore(ctx context.Context, backend Backend) (*Store, error) {
@@ -181,6 +186,19 @@ func (s *Store) SetDiscovered(source string, d Discovered) *State {
 	return s.publish(Change{Revision: s.current.Revision + 1, Source: source, Upstreams: changed})
 }
 
+// Changes returns the recent changes with from < revision ≤ to, oldest first (to 0 means no upper bound).
+func (s *Store) Changes(from, to uint64) []Change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Change
+	for _, c := range s.history {
+		if c.Revision > from && (to == 0 || c.Revision <= to) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // Subscribe returns a channel that always holds the newest state: a slow reader skips intermediate states
 // and never blocks the store. The current state is delivered at once.
 func (s *Store) Subscribe() (<-chan *State, func()) {
@@ -197,6 +215,11 @@ func (s *Store) Subscribe() (<-chan *State, func()) {
 }
 
 func (s *Store) publish(c Change) *State {
+	c.AcceptedAt = time.Now()
+	s.history = append(s.history, c)
+	if len(s.history) > historySize {
+		s.history = slices.Clone(s.history[len(s.history)-historySize:])
+	}
 	st := s.build(c.Revision, c)
 	s.current = st
 	for ch := range s.subs {

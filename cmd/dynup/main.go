@@ -19,6 +19,7 @@ import (
 	"github.com/dynup/dynup/adminapi"
 	"github.com/dynup/dynup/xds/nodes"
 	"github.com/dynup/dynup/xds/publish"
+	"github.com/dynup/dynup/xds/rollout"
 	"github.com/dynup/dynup/xds/serve"
 	"github.com/dynup/dynup/xds/translate"
 )
@@ -102,13 +103,14 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 
-	pub := publish.New(translate.Options{HTTPListenerAddress: c.listenerAddr, HTTPListenerPort: uint32(c.listenerPort)}, log)
+	ro := rollout.New(store)
+	pub := publish.New(translate.Options{HTTPListenerAddress: c.listenerAddr, HTTPListenerPort: uint32(c.listenerPort)}, log, ro)
 	states, unsubscribe := store.Subscribe()
 	defer unsubscribe()
 	pub.Publish(<-states) // the first snapshot exists before any node can ask
 	go pub.Run(states)
 
-	tracker := nodes.NewTracker()
+	tracker := nodes.NewTracker(ro, log)
 	grpcServer := serve.NewGRPCServer(ctx, pub.Cache(), tracker)
 	xdsLis, err := net.Listen("tcp", c.xdsAddr)
 	if err != nil {
@@ -120,7 +122,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	admin := &http.Server{
-		Handler: adminapi.New(adminapi.Deps{Store: store, Publisher: pub, Nodes: tracker, Sources: srcs,
+		Handler: adminapi.New(adminapi.Deps{Store: store, Publisher: pub, Nodes: tracker, Rollout: ro, Sources: srcs,
 			Log: log, MaxBodyBytes: c.maxBody}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

@@ -114,7 +114,9 @@ func topLevel(body []byte) (map[string]json.RawMessage, error) {
 
 // checkKeys rejects what no field takes, before anything is decoded, so a typo never half-applies.
 func checkKeys(name string, keys map[string]json.RawMessage) error {
-	known := map[string]bool{"name": true, "servers": true, "cluster": true}
+	// rejected_by is what GET /upstream/{name} adds about nodes that NACKed it: read-only, so accepted and
+	// ignored, which keeps "edit GET's answer and send it back" working.
+	known := map[string]bool{"name": true, "servers": true, "cluster": true, "rejected_by": true}
 	for k := range dynupFields(&registry.Upstream{}) {
 		known[k] = true
 	}

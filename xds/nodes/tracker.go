@@ -4,6 +4,7 @@ package nodes
 
 import (
 	"context"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 
+	"github.com/dynup/dynup/registry"
 	"github.com/dynup/dynup/xds/translate"
 )
 
@@ -37,25 +39,42 @@ type TypeState struct {
 	nonce        string
 }
 
-// Nack is a rejected response: the version, the node's error detail, and when.
+// Nack is a rejected response: the version, the node's error detail, when, and the changes that made the
+// rejected version (the likely culprits).
 type Nack struct {
-	Version string    `json:"version"`
-	Detail  string    `json:"detail"`
-	At      time.Time `json:"at"`
+	Version string            `json:"version"`
+	Detail  string            `json:"detail"`
+	At      time.Time         `json:"at"`
+	Changes []registry.Change `json:"changes,omitempty"`
+}
+
+// Rollout is told about streams, sends, ACKs and NACKs, to follow changes across the fleet.
+type Rollout interface {
+	Opened(id int64, group string)
+	Closed(id int64)
+	Sent(id int64, typeURL string)
+	Acked(id int64, typeURL, version string, at time.Time) []registry.Change
+	Nacked(id int64, typeURL, version, detail string) []registry.Change
 }
 
 // Tracker implements go-control-plane's server callbacks.
 type Tracker struct {
 	serverv3.CallbackFuncs // the callbacks dynup has no use for
 
+	rollout Rollout
+	log     *slog.Logger
+
 	mu      sync.Mutex
 	streams map[int64]*Node
 	changed chan struct{} // closed and replaced on every ACK or NACK, so waiters need no polling
 }
 
-// NewTracker returns an empty tracker.
-func NewTracker() *Tracker {
-	return &Tracker{streams: map[int64]*Node{}, changed: make(chan struct{})}
+// NewTracker returns an empty tracker reporting to rollout (which may be nil).
+func NewTracker(rollout Rollout, log *slog.Logger) *Tracker {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Tracker{rollout: rollout, log: log, streams: map[int64]*Node{}, changed: make(chan struct{})}
 }
 
 func (t *Tracker) OnStreamOpen(_ context.Context, id int64, _ string) error {
@@ -68,7 +87,13 @@ func (t *Tracker) OnStreamOpen(_ context.Context, id int64, _ string) error {
 func (t *Tracker) OnStreamClosed(id int64, _ *core.Node) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if n := t.streams[id]; n != nil && n.ID != "" {
+		streamsOpen.WithLabelValues(n.Group.String()).Dec()
+	}
 	delete(t.streams, id)
+	if t.rollout != nil {
+		t.rollout.Closed(id)
+	}
 	t.notify()
 }
 
@@ -85,15 +110,31 @@ func (t *Tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) err
 		if v := node.GetUserAgentVersion(); v != "" {
 			n.UserAgent += "/" + v
 		}
+		streamsOpen.WithLabelValues(n.Group.String()).Inc()
+		if t.rollout != nil {
+			t.rollout.Opened(id, n.Group.String())
+		}
 	}
 	ts := n.Types[req.TypeUrl]
 	if ts == nil || req.ResponseNonce == "" || req.ResponseNonce != ts.nonce {
 		return nil // an initial request, or one about an older response
 	}
+	now := time.Now()
 	if req.ErrorDetail != nil {
-		ts.LastNack = &Nack{Version: ts.SentVersion, Detail: req.ErrorDetail.GetMessage(), At: time.Now()}
+		nack := &Nack{Version: ts.SentVersion, Detail: req.ErrorDetail.GetMessage(), At: now}
+		if t.rollout != nil {
+			nack.Changes = t.rollout.Nacked(id, req.TypeUrl, ts.SentVersion, nack.Detail)
+		}
+		ts.LastNack = nack
+		nacks.WithLabelValues(shortType(req.TypeUrl)).Inc()
+		t.log.Warn("NACK", "node", n.ID, "group", n.Group.String(), "type", shortType(req.TypeUrl),
+			"version", nack.Version, "detail", nack.Detail, "changes", revisions(nack.Changes))
 	} else {
-		ts.AckedVersion, ts.AckedAt = req.VersionInfo, time.Now()
+		ts.AckedVersion, ts.AckedAt = req.VersionInfo, now
+		acks.WithLabelValues(shortType(req.TypeUrl)).Inc()
+		if t.rollout != nil {
+			t.rollout.Acked(id, req.TypeUrl, req.VersionInfo, now)
+		}
 	}
 	t.notify()
 	return nil
@@ -113,6 +154,10 @@ func (t *Tracker) OnStreamResponse(_ context.Context, id int64, req *discovery.D
 	}
 	ts.SentVersion, ts.SentAt, ts.nonce = resp.VersionInfo, time.Now(), resp.Nonce
 	ts.Sends++
+	pushes.WithLabelValues(shortType(req.TypeUrl)).Inc()
+	if t.rollout != nil {
+		t.rollout.Sent(id, req.TypeUrl)
+	}
 }
 
 func (t *Tracker) notify() {

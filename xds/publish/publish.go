@@ -4,6 +4,7 @@ package publish
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,20 +32,26 @@ type GroupStatus struct {
 	FailedAt       time.Time `json:"failed_at,omitzero"`
 }
 
+// Observer learns which versions each group serves at which state revision (rollout tracking).
+type Observer interface {
+	Published(group string, revision uint64, versions map[string]string)
+}
+
 // Publisher owns the serving cache and keeps every known group's snapshot current.
 type Publisher struct {
-	opts  translate.Options
-	cache *groupcache.Cache
-	log   *slog.Logger
+	opts     translate.Options
+	cache    *groupcache.Cache
+	log      *slog.Logger
+	observer Observer
 
 	mu     sync.Mutex // serialises publishing so snapshots follow state order
 	state  *registry.State
 	groups map[string]*GroupStatus
 }
 
-// New returns a publisher whose cache serves groups as translate.GroupOf classifies nodes.
-func New(opts translate.Options, log *slog.Logger) *Publisher {
-	p := &Publisher{opts: opts, log: log, groups: map[string]*GroupStatus{}}
+// New returns a publisher whose cache serves groups as translate.GroupOf classifies nodes. observer may be nil.
+func New(opts translate.Options, log *slog.Logger, observer Observer) *Publisher {
+	p := &Publisher{opts: opts, log: log, observer: observer, groups: map[string]*GroupStatus{}}
 	p.cache = groupcache.New(
 		func(n *core.Node) string { return translate.GroupOf(n).String() },
 		func(_ string, n *core.Node) { p.addGroup(translate.GroupOf(n)) },
@@ -70,6 +77,8 @@ func (p *Publisher) Publish(st *registry.State) {
 	for _, gs := range p.groups {
 		p.publishGroup(gs)
 	}
+	p.log.Info("change published", "revision", st.Revision, "source", st.Change.Source,
+		"upstreams", st.Change.Upstreams, "version", st.Hash, "groups", len(p.groups))
 }
 
 // addGroup starts serving a group the first time one of its nodes connects.
@@ -88,8 +97,11 @@ func (p *Publisher) addGroup(g translate.Group) {
 
 func (p *Publisher) publishGroup(gs *GroupStatus) {
 	st := p.state
+	began := time.Now()
 	snap, warnings, err := p.build(st, gs.Group)
+	translationSeconds.Observe(time.Since(began).Seconds())
 	if err != nil {
+		publishErrors.WithLabelValues(gs.Group.String()).Inc()
 		gs.LastError, gs.FailedRevision, gs.FailedAt = err.Error(), st.Revision, time.Now()
 		p.log.Error("snapshot not published; the last good one is still served",
 			"group", gs.Group.String(), "revision", st.Revision, "err", err)
@@ -98,6 +110,12 @@ func (p *Publisher) publishGroup(gs *GroupStatus) {
 	gs.Revision, gs.StateHash, gs.Versions, gs.Warnings = st.Revision, st.Hash, snap.Versions(), warnings
 	gs.PublishedAt, gs.LastError, gs.FailedRevision, gs.FailedAt = time.Now(), "", 0, time.Time{}
 	p.cache.SetSnapshot(gs.Group.String(), snap)
+	for typeURL := range gs.Versions {
+		snapshotBytes.WithLabelValues(gs.Group.String(), typeURL[strings.LastIndex(typeURL, ".")+1:]).Set(float64(snap.Size(typeURL)))
+	}
+	if p.observer != nil {
+		p.observer.Published(gs.Group.String(), st.Revision, gs.Versions)
+	}
 }
 
 func (p *Publisher) build(st *registry.State, g translate.Group) (*groupcache.Snapshot, []registry.Warning, error) {

@@ -16,7 +16,7 @@ func server(host string) registry.Server { return registry.Server{Host: host, Po
 
 func newPublisher(t *testing.T) *Publisher {
 	t.Helper()
-	p := New(translate.DefaultOptions(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := New(translate.DefaultOptions(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	p.addGroup(translate.Group{Kind: translate.KindEnvoy})
 	return p
 }

@@ -1,0 +1,282 @@
+// Package rollout answers "has my change reached the fleet?": for every accepted change, which connected
+// nodes have ACKed versions that contain it, which rejected it, which are pending, and how long it took.
+//
+// A node contains change R when, for every type it was sent, the version it ACKed was its group's current
+// version at some revision ≥ R. The publisher reports, per group, which versions were current at which
+// revisions; the node tracker reports ACKs, NACKs and streams.
+package rollout
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/dynup/dynup/registry"
+)
+
+// ChangeLog is where changes come from (the store's history).
+type ChangeLog interface {
+	Changes(from, to uint64) []registry.Change
+}
+
+// span is the range of revisions during which a version was a group's current version of a type.
+type span struct{ first, last uint64 }
+
+type stream struct {
+	group   string
+	opened  time.Time
+	acked   map[string]string // type URL → ACKed version
+	sent    map[string]bool   // types the node was sent
+	reached map[uint64]time.Time
+	nacked  map[uint64]string // change id → NACK detail
+}
+
+// Tracker follows every connected stream against recent changes.
+type Tracker struct {
+	log ChangeLog
+
+	mu      sync.Mutex
+	spans   map[string]map[string]map[string]*span // group → type → version → span
+	streams map[int64]*stream
+	changed chan struct{}
+}
+
+// New returns a tracker reading changes from log.
+func New(log ChangeLog) *Tracker {
+	return &Tracker{log: log, spans: map[string]map[string]map[string]*span{}, streams: map[int64]*stream{}, changed: make(chan struct{})}
+}
+
+// Published records that group's snapshot at revision has these versions (type URL → version).
+func (t *Tracker) Published(group string, revision uint64, versions map[string]string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.spans[group]
+	if g == nil {
+		g = map[string]map[string]*span{}
+		t.spans[group] = g
+	}
+	for typ, v := range versions {
+		if g[typ] == nil {
+			g[typ] = map[string]*span{}
+		}
+		if sp := g[typ][v]; sp != nil {
+			sp.last = max(sp.last, revision)
+		} else {
+			g[typ][v] = &span{first: revision, last: revision}
+		}
+	}
+	// Nodes already on these versions now contain this revision's change without any new ACK.
+	now := time.Now()
+	for _, s := range t.streams {
+		if s.group == group {
+			t.evaluate(s, now)
+		}
+	}
+	t.notify()
+}
+
+// Opened starts following a stream of a node in group.
+func (t *Tracker) Opened(id int64, group string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.streams[id]; !ok {
+		t.streams[id] = &stream{group: group, opened: time.Now(), acked: map[string]string{}, sent: map[string]bool{},
+			reached: map[uint64]time.Time{}, nacked: map[uint64]string{}}
+	}
+}
+
+// Closed stops following a stream.
+func (t *Tracker) Closed(id int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.streams, id)
+	t.notify()
+}
+
+// Sent records that a stream was sent a type (so its ACK is needed before it contains a change).
+func (t *Tracker) Sent(id int64, typeURL string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.streams[id]; s != nil {
+		s.sent[typeURL] = true
+	}
+}
+
+// Acked records an ACK and returns the changes the stream came to contain with it.
+func (t *Tracker) Acked(id int64, typeURL, version string, at time.Time) []registry.Change {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.streams[id]
+	if s == nil {
+		return nil
+	}
+	s.acked[typeURL] = version
+	reached := t.evaluate(s, at)
+	t.notify()
+	return reached
+}
+
+// Nacked records a rejected version and returns the changes it is attributed to: those since the version the
+// node last ACKed for the type, up to the revision at which the rejected version first appeared.
+func (t *Tracker) Nacked(id int64, typeURL, version, detail string) []registry.Change {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.streams[id]
+	if s == nil {
+		return nil
+	}
+	versions := t.spans[s.group][typeURL]
+	bad := versions[version]
+	if bad == nil {
+		return nil
+	}
+	var from uint64
+	if good := versions[s.acked[typeURL]]; good != nil {
+		from = good.last
+	}
+	changes := t.log.Changes(from, bad.first)
+	for _, c := range changes {
+		if _, ok := s.reached[c.Revision]; !ok {
+			s.nacked[c.Revision] = detail
+		}
+	}
+	t.notify()
+	return changes
+}
+
+// evaluate records every recent change the stream now contains. Called with t.mu held.
+func (t *Tracker) evaluate(s *stream, at time.Time) []registry.Change {
+	if len(s.sent) == 0 {
+		return nil
+	}
+	low := ^uint64(0) // the stream contains every change up to the lowest "last" among its ACKed versions
+	for typ := range s.sent {
+		sp := t.spans[s.group][typ][s.acked[typ]]
+		if sp == nil {
+			return nil
+		}
+		low = min(low, sp.last)
+	}
+	var reached []registry.Change
+	known := t.log.Changes(0, low)
+	for _, c := range known {
+		if _, ok := s.reached[c.Revision]; !ok {
+			s.reached[c.Revision] = at
+			delete(s.nacked, c.Revision)
+			reached = append(reached, c)
+			if c.AcceptedAt.After(s.opened) { // a node that connected later did not wait for it
+				propagation.Observe(at.Sub(c.AcceptedAt).Seconds())
+			}
+		}
+	}
+	// Forget changes that fell out of the log, so a long-lived stream's memory stays bounded.
+	if len(known) > 0 && len(s.reached) > 2*len(known) {
+		for rev := range s.reached {
+			if rev < known[0].Revision {
+				delete(s.reached, rev)
+			}
+		}
+	}
+	return reached
+}
+
+func (t *Tracker) notify() {
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// Report is a change's propagation, as GET /changes/{id} shows it.
+type Report struct {
+	registry.Change
+	Nodes struct {
+		Acked   int `json:"acked"`
+		Nacked  int `json:"nacked"`
+		Pending int `json:"pending"`
+	} `json:"nodes"`
+	FirstAckMs *float64          `json:"first_ack_ms,omitempty"`
+	LastAckMs  *float64          `json:"last_ack_ms,omitempty"` // set once no node is pending
+	Rejections map[string]string `json:"rejections,omitempty"`  // stream → NACK detail
+}
+
+// Report returns the propagation of change id, or false if it is unknown (too old, or never made).
+func (t *Tracker) Report(id uint64) (Report, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.report(id)
+}
+
+func (t *Tracker) report(id uint64) (Report, bool) {
+	if id == 0 {
+		return Report{}, false
+	}
+	cs := t.log.Changes(id-1, id)
+	if len(cs) == 0 {
+		return Report{}, false
+	}
+	r := Report{Change: cs[0]}
+	var first, last time.Time
+	for sid, s := range t.streams {
+		switch at, ok := s.reached[id]; {
+		case ok:
+			r.Nodes.Acked++
+			if first.IsZero() || at.Before(first) {
+				first = at
+			}
+			if at.After(last) {
+				last = at
+			}
+		case s.nacked[id] != "":
+			r.Nodes.Nacked++
+			if r.Rejections == nil {
+				r.Rejections = map[string]string{}
+			}
+			r.Rejections[itoa(sid)] = s.nacked[id]
+		default:
+			r.Nodes.Pending++
+		}
+	}
+	if !first.IsZero() {
+		r.FirstAckMs = millis(first.Sub(r.AcceptedAt))
+		if r.Nodes.Pending == 0 {
+			r.LastAckMs = millis(last.Sub(r.AcceptedAt))
+		}
+	}
+	return r, true
+}
+
+// Recent returns the reports of the newest n changes, newest first.
+func (t *Tracker) Recent(n int) []Report {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cs := t.log.Changes(0, 0)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Revision > cs[j].Revision })
+	var out []Report
+	for _, c := range cs {
+		if len(out) == n {
+			break
+		}
+		if r, ok := t.report(c.Revision); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Wait blocks until change id has no pending node, or ctx ends, and returns the report then.
+func (t *Tracker) Wait(ctx context.Context, id uint64) (Report, bool) {
+	for {
+		t.mu.Lock()
+		r, ok := t.report(id)
+		changed := t.changed
+		t.mu.Unlock()
+		if !ok || r.Nodes.Pending == 0 {
+			return r, ok
+		}
+		select {
+		case <-ctx.Done():
+			return r, ok
+		case <-changed:
+		}
+	}
+}
