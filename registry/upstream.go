@@ -7,7 +7,8 @@ package registry
 // Upstream is one named backend set: Slardar's "skey", an nginx upstream block, one Envoy cluster.
 type Upstream struct {
 	Name string `json:"name"`
-	// Domains are the Host names routed to this upstream. Empty means the upstream's own name.
+	// Domains are the Host names routed to this upstream. Empty means the upstream's own name. The domain
+	// "*" (CatchAll) makes the upstream the default for every Host no other upstream serves.
 	Domains []string `json:"domains,omitempty"`
 	Servers []Server `json:"servers"`
 
@@ -78,33 +79,43 @@ type CookieKey struct {
 	Path string    `json:"path,omitempty"`
 }
 
-// ConnectionLimits bound the connections and requests Envoy opens to the upstream.
+// ConnectionLimits bound the connections and requests Envoy opens to the upstream. Zero means Envoy's
+// default. It must stay comparable (no slices): the dyups parser compares it with its zero value.
 type ConnectionLimits struct {
-	MaxConnections           uint32    `json:"max_connections,omitempty"`
-	MaxPendingRequests       uint32    `json:"max_pending_requests,omitempty"`
-	MaxRequests              uint32    `json:"max_requests,omitempty"`
+	MaxConnections     uint32 `json:"max_connections,omitempty"`      // circuit breaker, all servers together
+	MaxPendingRequests uint32 `json:"max_pending_requests,omitempty"` // circuit breaker
+	MaxRequests        uint32 `json:"max_requests,omitempty"`         // circuit breaker; gRPC honours it too
+	// MaxRetries caps concurrent retries; it replaces the default retry budget (RetryPolicy.BudgetPercent).
 	MaxRetries               uint32    `json:"max_retries,omitempty"`
 	MaxRequestsPerConnection uint32    `json:"max_requests_per_connection,omitempty"`
-	IdleTimeout              *Duration `json:"idle_timeout,omitempty"`
-	HTTP2                    bool      `json:"http2,omitempty"`
+	IdleTimeout              *Duration `json:"idle_timeout,omitempty"` // a pooled connection unused this long is closed
+	HTTP2                    bool      `json:"http2,omitempty"`        // speak HTTP/2 (h2c) to the servers
 }
 
-// Timeouts of one request to the upstream. A zero Request timeout means none (nginx has no total timeout).
+// Timeouts of one request to the upstream. Unset values take the seed's nginx settings.
 type Timeouts struct {
-	Connect *Duration `json:"connect,omitempty"`
-	Request *Duration `json:"request,omitempty"`
-	Idle    *Duration `json:"idle,omitempty"`
+	Connect *Duration `json:"connect,omitempty"` // default 3s (proxy_connect_timeout)
+	Request *Duration `json:"request,omitempty"` // whole request with retries; default 0, none (nginx has none)
+	Idle    *Duration `json:"idle,omitempty"`    // no bytes either way for this long; default 60s (proxy_read_timeout); 0 is none
 }
 
-// RetryPolicy says when and how often a request is tried again.
+// RetryPolicy says when and how often a request is tried again. Unset values take the seed's nginx
+// settings (proxy_next_upstream error timeout http_502, two tries).
 type RetryPolicy struct {
-	Tries         int       `json:"tries,omitempty"` // total attempts, as checkups' "try"; 1 means no retry
+	Tries         int       `json:"tries,omitempty"` // total attempts, as checkups' "try"; default 2; 1 means no retry
 	PerTryTimeout *Duration `json:"per_try_timeout,omitempty"`
-	On            []string  `json:"on,omitempty"`      // Envoy retry_on conditions for HTTP nodes
-	GRPCOn        []string  `json:"grpc_on,omitempty"` // gRPC status codes for proxyless gRPC nodes
-	StatusCodes   []uint32  `json:"status_codes,omitempty"`
-	OtherHost     *bool     `json:"other_host,omitempty"` // retry on a host not tried before (default true)
-	BudgetPercent *float64  `json:"budget_percent,omitempty"`
+	// On are Envoy retry_on conditions; default connect-failure, reset, retriable-status-codes.
+	On     []string `json:"on,omitempty"`
+	GRPCOn []string `json:"grpc_on,omitempty"` // gRPC status codes for proxyless gRPC nodes; default unavailable
+	// StatusCodes are retried with the retriable-status-codes condition; default 502.
+	StatusCodes []uint32  `json:"status_codes,omitempty"`
+	OtherHost   *bool     `json:"other_host,omitempty"` // retry on a host not tried before (default true)
+	BackOffBase *Duration `json:"backoff_base,omitempty"`
+	BackOffMax  *Duration `json:"backoff_max,omitempty"`
+	// HostSelectionAttempts is how often Envoy picks again to find a host not tried before (default 3).
+	HostSelectionAttempts int `json:"host_selection_attempts,omitempty"`
+	// BudgetPercent caps concurrent retries at this share of active requests (default 20).
+	BudgetPercent *float64 `json:"budget_percent,omitempty"`
 }
 
 // HealthCheck configures active health checking.
@@ -151,6 +162,10 @@ type PassiveHealth struct {
 	MaxFails    *int      `json:"max_fails,omitempty"` // 0 turns passive checks off
 	FailTimeout *Duration `json:"fail_timeout,omitempty"`
 }
+
+// CatchAll is the domain of the default upstream. It is an ordinary domain to the store, so a second
+// upstream claiming it is refused like any other domain served twice.
+const CatchAll = "*"
 
 // EffectiveDomains returns the Host names the upstream serves.
 func (u *Upstream) EffectiveDomains() []string {

@@ -1,11 +1,14 @@
 package registry
 
 import (
+	"cmp"
 	"fmt"
+	"math/big"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // FieldError names the field that is wrong, so an API answer can point the user at it.
@@ -48,6 +51,7 @@ func (u *Upstream) Normalize() {
 	for i, d := range u.Domains {
 		u.Domains[i] = strings.ToLower(strings.TrimSpace(d))
 	}
+	u.LB = u.LB.normalized()
 	for i := range u.Servers {
 		s := &u.Servers[i]
 		if s.Backup && s.Level == 0 {
@@ -71,7 +75,9 @@ func (u *Upstream) Validate() error {
 	checks := []func() error{
 		func() error { return u.LB.validate() },
 		func() error { return u.Connection.validate() },
+		func() error { return u.Timeouts.validate() },
 		func() error { return u.Retry.validate() },
+		func() error { return validateRetryLimit(u.Connection, u.Retry) },
 		func() error { return u.HealthCheck.validate() },
 		func() error { return u.Passive.validate() },
 		func() error { return validateRoutes(u.Routes) },
@@ -91,7 +97,7 @@ func validateDomains(domains []string) error {
 	seen := map[string]bool{}
 	for i, d := range domains {
 		f := fmt.Sprintf("domains[%d]", i)
-		if !domainRE.MatchString(d) || len(d) > 253 {
+		if d != CatchAll && (!domainRE.MatchString(d) || len(d) > 253) {
 			return fieldErr(f, "%q is not a host name (a port is not part of it; use *.example.com for a wildcard)", d)
 		}
 		if seen[d] {
@@ -136,7 +142,45 @@ func validateServers(servers []Server) error {
 	return nil
 }
 
+// normalized lower-cases hash header names: they are case-insensitive, and gRPC metadata keys are lower
+// case. It copies before changing anything, because decoders share unchanged option structs with the
+// published state, which readers use concurrently.
+func (lb *LoadBalancing) normalized() *LoadBalancing {
+	if lb == nil || !slices.ContainsFunc(lb.HashKeys, func(k HashKey) bool { return k.Header != strings.ToLower(k.Header) }) {
+		return lb
+	}
+	out := *lb
+	out.HashKeys = slices.Clone(lb.HashKeys)
+	for i := range out.HashKeys {
+		out.HashKeys[i].Header = strings.ToLower(out.HashKeys[i].Header)
+	}
+	return &out
+}
+
 var lbPolicies = []string{"round_robin", "least_request", "random", "ring_hash", "maglev"}
+
+// Limits shared by Envoy and gRPC: both reject a ring above 8M entries; Envoy's Maglev table is at most
+// 5000011 and must be prime; gRPC caps choice_count at 10.
+const (
+	MaxRingSize        = 8 * 1024 * 1024
+	MaxMaglevTableSize = 5000011
+	MaxChoiceCount     = 10
+)
+
+// The policies each knob belongs to; a knob on another policy would be silently ignored, so it is an error.
+var lbKnobs = []struct {
+	field    string
+	set      func(*LoadBalancing) bool
+	policies []string
+}{
+	{"choice_count", func(lb *LoadBalancing) bool { return lb.ChoiceCount != 0 }, []string{"least_request"}},
+	{"active_request_bias", func(lb *LoadBalancing) bool { return lb.ActiveRequestBias != nil }, []string{"least_request"}},
+	{"ring_min_size", func(lb *LoadBalancing) bool { return lb.RingMinSize != 0 }, []string{"ring_hash"}},
+	{"ring_max_size", func(lb *LoadBalancing) bool { return lb.RingMaxSize != 0 }, []string{"ring_hash"}},
+	{"maglev_table_size", func(lb *LoadBalancing) bool { return lb.MaglevTableSize != 0 }, []string{"maglev"}},
+	{"hash_keys", func(lb *LoadBalancing) bool { return len(lb.HashKeys) > 0 }, []string{"ring_hash", "maglev"}},
+	{"slow_start", func(lb *LoadBalancing) bool { return lb.SlowStart != nil }, []string{"round_robin", "least_request"}},
+}
 
 func (lb *LoadBalancing) validate() error {
 	if lb == nil {
@@ -145,54 +189,100 @@ func (lb *LoadBalancing) validate() error {
 	if lb.Policy != "" && !slices.Contains(lbPolicies, lb.Policy) {
 		return fieldErr("lb.policy", "%q is not one of %s", lb.Policy, strings.Join(lbPolicies, ", "))
 	}
-	if lb.ChoiceCount != 0 && lb.ChoiceCount < 2 {
-		return fieldErr("lb.choice_count", "must be at least 2")
+	policy := cmp.Or(lb.Policy, "round_robin")
+	for _, k := range lbKnobs {
+		if k.set(lb) && !slices.Contains(k.policies, policy) {
+			return fieldErr("lb."+k.field, "only applies to %s, not %s", strings.Join(k.policies, " and "), policy)
+		}
 	}
-	if lb.RingMaxSize != 0 && lb.RingMinSize > lb.RingMaxSize {
+	switch {
+	case lb.ChoiceCount != 0 && (lb.ChoiceCount < 2 || lb.ChoiceCount > MaxChoiceCount):
+		return fieldErr("lb.choice_count", "%d is out of range (2-%d)", lb.ChoiceCount, MaxChoiceCount)
+	case lb.ActiveRequestBias != nil && (*lb.ActiveRequestBias < 0 || *lb.ActiveRequestBias > 100):
+		return fieldErr("lb.active_request_bias", "must be in [0, 100]")
+	case lb.RingMinSize > MaxRingSize:
+		return fieldErr("lb.ring_min_size", "%d is more than %d", lb.RingMinSize, MaxRingSize)
+	case lb.RingMaxSize > MaxRingSize:
+		return fieldErr("lb.ring_max_size", "%d is more than %d", lb.RingMaxSize, MaxRingSize)
+	case lb.RingMaxSize != 0 && lb.RingMinSize > lb.RingMaxSize:
 		return fieldErr("lb.ring_min_size", "is larger than ring_max_size")
-	}
-	hashing := lb.Policy == "ring_hash" || lb.Policy == "maglev"
-	if len(lb.HashKeys) > 0 && !hashing {
-		return fieldErr("lb.hash_keys", "only apply to ring_hash and maglev")
+	case lb.MaglevTableSize != 0 && (lb.MaglevTableSize > MaxMaglevTableSize || !big.NewInt(int64(lb.MaglevTableSize)).ProbablyPrime(0)):
+		return fieldErr("lb.maglev_table_size", "%d is not a prime of at most %d (e.g. 65537)", lb.MaglevTableSize, MaxMaglevTableSize)
+	case lb.SlowStart != nil && lb.SlowStart.Duration == 0:
+		return fieldErr("lb.slow_start", "must be positive")
 	}
 	for i, k := range lb.HashKeys {
-		n := 0
-		for _, set := range []bool{k.Header != "", k.Cookie != nil, k.SourceIP, k.QueryParam != "", k.Path} {
-			if set {
-				n++
-			}
-		}
-		if n != 1 {
-			return fieldErr(fmt.Sprintf("lb.hash_keys[%d]", i), "set exactly one of header, cookie, source_ip, query_param, path")
-		}
-		if k.Cookie != nil && k.Cookie.Name == "" {
-			return fieldErr(fmt.Sprintf("lb.hash_keys[%d].cookie.name", i), "is required")
+		if err := k.validate(fmt.Sprintf("lb.hash_keys[%d]", i)); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (c *ConnectionLimits) validate() error {
-	return nil // every value is an unsigned count; zero means Envoy's default
+// An HTTP header name (RFC 9110 token), lower case; ":path"-style pseudo-headers are allowed too.
+var headerRE = regexp.MustCompile("^:?[a-z0-9!#$%&'*+.^_`|~-]+$")
+
+// A cookie name is a token as well, in any case.
+var cookieRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+func (k HashKey) validate(f string) error {
+	n := 0
+	for _, set := range []bool{k.Header != "", k.Cookie != nil, k.SourceIP, k.QueryParam != "", k.Path} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n != 1:
+		return fieldErr(f, "set exactly one of header, cookie, source_ip, query_param, path")
+	case k.Header != "" && !headerRE.MatchString(k.Header):
+		return fieldErr(f+".header", "%q is not a header name", k.Header)
+	case k.Cookie != nil && !cookieRE.MatchString(k.Cookie.Name):
+		return fieldErr(f+".cookie.name", "%q is not a cookie name", k.Cookie.Name)
+	case k.Cookie != nil && k.Cookie.Path != "" && !strings.HasPrefix(k.Cookie.Path, "/"):
+		return fieldErr(f+".cookie.path", "%q must start with /", k.Cookie.Path)
+	case k.QueryParam != "" && strings.ContainsAny(k.QueryParam, "&=# "):
+		return fieldErr(f+".query_param", "%q is not a query parameter name", k.QueryParam)
+	}
+	return nil
 }
 
-// Conditions Envoy's router accepts in retry_on for HTTP.
+func (c *ConnectionLimits) validate() error {
+	return nil // every value is an unsigned count or a duration; zero means Envoy's default
+}
+
+func (t *Timeouts) validate() error {
+	if t != nil && t.Connect != nil && t.Connect.Duration <= 0 {
+		return fieldErr("timeouts.connect", "must be positive")
+	}
+	return nil
+}
+
+// Conditions Envoy's router accepts in retry_on for HTTP. "retriable-headers" is left out: it needs
+// header matchers the model does not have, and without them it retries nothing.
 var httpRetryOn = []string{"5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited",
-	"retriable-4xx", "refused-stream", "retriable-status-codes", "retriable-headers", "http3-post-connect-failure"}
+	"retriable-4xx", "refused-stream", "retriable-status-codes", "http3-post-connect-failure"}
 
 // gRPC status names, as Envoy's retry_on and gRPC's retryableStatusCodes know them.
 var grpcRetryOn = []string{"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"}
+
+// IsGRPCRetryOn says whether a retry condition is a gRPC status, which gRPC clients understand.
+func IsGRPCRetryOn(on string) bool { return slices.Contains(grpcRetryOn, on) }
+
+// MaxTries bounds RetryPolicy.Tries. gRPC clients cap attempts at 5 on their own.
+const MaxTries = 10
 
 func (r *RetryPolicy) validate() error {
 	if r == nil {
 		return nil
 	}
-	if r.Tries < 0 || r.Tries > 10 {
-		return fieldErr("retry.tries", "%d is out of range (1-10)", r.Tries)
+	if r.Tries < 0 || r.Tries > MaxTries {
+		return fieldErr("retry.tries", "%d is out of range (1-%d)", r.Tries, MaxTries)
 	}
 	for i, on := range r.On {
 		if !slices.Contains(httpRetryOn, on) && !slices.Contains(grpcRetryOn, on) {
-			return fieldErr(fmt.Sprintf("retry.on[%d]", i), "%q is not a retry condition (one of %s)", on, strings.Join(httpRetryOn, ", "))
+			return fieldErr(fmt.Sprintf("retry.on[%d]", i), "%q is not a retry condition (one of %s)", on,
+				strings.Join(append(slices.Clone(httpRetryOn), grpcRetryOn...), ", "))
 		}
 	}
 	for i, on := range r.GRPCOn {
@@ -205,8 +295,38 @@ func (r *RetryPolicy) validate() error {
 			return fieldErr(fmt.Sprintf("retry.status_codes[%d]", i), "%d is not an HTTP status", c)
 		}
 	}
+	// An explicit list without the condition would make the codes dead, and the condition without codes
+	// would retry nothing: both are mistakes. With "on" unset, the default list has the condition.
+	hasCodes := slices.Contains(r.On, "retriable-status-codes")
+	if len(r.On) > 0 && hasCodes && len(r.StatusCodes) == 0 {
+		return fieldErr("retry.status_codes", "are required with the retriable-status-codes condition")
+	}
+	if len(r.On) > 0 && !hasCodes && len(r.StatusCodes) > 0 {
+		return fieldErr("retry.status_codes", "only apply with the retriable-status-codes condition in retry.on")
+	}
+	if r.BackOffBase != nil && r.BackOffBase.Duration <= 0 {
+		return fieldErr("retry.backoff_base", "must be positive")
+	}
+	if r.BackOffMax != nil && r.BackOffMax.Duration < r.BackOffBase.Or(DefaultBackOffBase) {
+		return fieldErr("retry.backoff_max", "must be at least backoff_base (default %s)", DefaultBackOffBase)
+	}
+	if r.HostSelectionAttempts < 0 || r.HostSelectionAttempts > MaxTries {
+		return fieldErr("retry.host_selection_attempts", "%d is out of range (1-%d)", r.HostSelectionAttempts, MaxTries)
+	}
 	if r.BudgetPercent != nil && (*r.BudgetPercent <= 0 || *r.BudgetPercent > 100) {
 		return fieldErr("retry.budget_percent", "must be in (0, 100]")
+	}
+	return nil
+}
+
+// DefaultBackOffBase is Envoy's and gRPC's retry back-off base when none is set.
+const DefaultBackOffBase = 25 * time.Millisecond
+
+// validateRetryLimit refuses both limits on concurrent retries: Envoy ignores max_retries when a retry
+// budget is set, so one of the two would be dead.
+func validateRetryLimit(c *ConnectionLimits, r *RetryPolicy) error {
+	if c != nil && c.MaxRetries > 0 && r != nil && r.BudgetPercent != nil {
+		return fieldErr("connection.max_retries", "and retry.budget_percent both limit concurrent retries; give one of them")
 	}
 	return nil
 }

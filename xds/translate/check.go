@@ -6,19 +6,66 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // validator is implemented by every generated Envoy message (protoc-gen-validate rules).
 type validator interface{ ValidateAll() error }
 
+// validateAll runs ValidateAll on each message and on every Any packed inside it (typed configs, protocol
+// options, retry predicates), which ValidateAll itself does not open.
 func validateAll(msgs ...validator) error {
 	for _, m := range msgs {
 		if err := m.ValidateAll(); err != nil {
 			return err
 		}
+		if pm, ok := m.(proto.Message); ok {
+			if err := validatePacked(pm.ProtoReflect()); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// validatePacked walks a message and validates each Any's content with its own rules, recursively. An
+// Any of a type this binary does not know is an error: nothing dynup builds should be opaque to it.
+func validatePacked(m protoreflect.Message) error {
+	if a, ok := m.Interface().(*anypb.Any); ok {
+		inner, err := a.UnmarshalNew()
+		if err != nil {
+			return fmt.Errorf("%s: %w", a.GetTypeUrl(), err)
+		}
+		if v, ok := inner.(validator); ok {
+			if err := v.ValidateAll(); err != nil {
+				return fmt.Errorf("%s: %w", a.GetTypeUrl(), err)
+			}
+		}
+		return validatePacked(inner.ProtoReflect())
+	}
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Message() == nil:
+		case fd.IsList():
+			for i := 0; i < v.List().Len() && err == nil; i++ {
+				err = validatePacked(v.List().Get(i).Message())
+			}
+		case fd.IsMap():
+			if fd.MapValue().Message() != nil {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					err = validatePacked(mv.Message())
+					return err == nil
+				})
+			}
+		default:
+			err = validatePacked(v.Message())
+		}
+		return err == nil
+	})
+	return err
 }
 
 // Check validates every resource and every reference between them: a listener's route table, a route's
@@ -26,14 +73,14 @@ func validateAll(msgs ...validator) error {
 func Check(r *Resources) error {
 	clusters := map[string]bool{}
 	for _, c := range r.Clusters {
-		if err := c.ValidateAll(); err != nil {
+		if err := validateAll(c); err != nil {
 			return fmt.Errorf("cluster %q: %w", c.Name, err)
 		}
 		clusters[c.Name] = true
 	}
 	endpoints := map[string]bool{}
 	for _, e := range r.Endpoints {
-		if err := e.ValidateAll(); err != nil {
+		if err := validateAll(e); err != nil {
 			return fmt.Errorf("endpoints %q: %w", e.ClusterName, err)
 		}
 		if !clusters[e.ClusterName] {
@@ -54,7 +101,7 @@ func Check(r *Resources) error {
 		routes[rc.Name] = true
 	}
 	for _, l := range r.Listeners {
-		if err := l.ValidateAll(); err != nil {
+		if err := validateAll(l); err != nil {
 			return fmt.Errorf("listener %q: %w", l.Name, err)
 		}
 		for _, m := range listenerManagers(l) {
@@ -79,7 +126,7 @@ func Check(r *Resources) error {
 }
 
 func checkRouteConfiguration(rc *route.RouteConfiguration, clusters map[string]bool) error {
-	if err := rc.ValidateAll(); err != nil {
+	if err := validateAll(rc); err != nil {
 		return fmt.Errorf("route table %q: %w", rc.Name, err)
 	}
 	domains := map[string]string{}

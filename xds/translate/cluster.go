@@ -13,21 +13,29 @@ import (
 // The seed's proxy_connect_timeout.
 const defaultConnectTimeout = 3 * time.Second
 
-func buildCluster(u *registry.Upstream, _ Group) *cluster.Cluster {
-	var connect *registry.Duration
-	if u.Timeouts != nil {
-		connect = u.Timeouts.Connect
-	}
-	return &cluster.Cluster{
+// buildCluster is the upstream's cluster: balancing, connection limits and, for Envoy, connect timeout and
+// upstream protocol. gRPC nodes get only what gRPC reads; the rest would look like settings that apply.
+func buildCluster(u *registry.Upstream, g Group) *cluster.Cluster {
+	c := &cluster.Cluster{
 		Name:                 u.Name,
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS},
 		EdsClusterConfig: &cluster.Cluster_EdsClusterConfig{
 			// Endpoints come over the same ADS stream, so CDS and EDS stay ordered.
 			EdsConfig: adsConfigSource(),
 		},
-		ConnectTimeout: durationpb.New(connect.Or(defaultConnectTimeout)),
-		LbPolicy:       cluster.Cluster_ROUND_ROBIN,
+		CircuitBreakers: circuitBreakers(u, g.Kind),
 	}
+	applyBalancing(c, u.LB, g.Kind)
+	if g.Kind == KindGRPC {
+		return c
+	}
+	var connect *registry.Duration
+	if u.Timeouts != nil {
+		connect = u.Timeouts.Connect
+	}
+	c.ConnectTimeout = durationpb.New(connect.Or(defaultConnectTimeout))
+	c.TypedExtensionProtocolOptions = upstreamProtocolOptions(u.Connection)
+	return c
 }
 
 func adsConfigSource() *core.ConfigSource {

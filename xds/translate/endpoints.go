@@ -1,7 +1,9 @@
 package translate
 
 import (
+	"net"
 	"sort"
+	"strconv"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -16,11 +18,17 @@ import (
 // others ("local first"). So backup servers stay below every primary server, local or remote. Priorities are
 // then renumbered to be contiguous from 0: both Envoy and gRPC reject gaps, and a set with only backups or
 // only remote servers would otherwise start at 1.
+//
+// gRPC's round_robin ignores server weights and balances localities by their weights instead, so for gRPC
+// round_robin each server is a locality of its own (sub-zone "host:port") weighing its server weight:
+// weighted round robin, as Envoy does it. Ring hash and least request flatten localities, so they keep
+// one locality per zone.
 func buildEndpoints(u *registry.Upstream, g Group) *endpoint.ClusterLoadAssignment {
 	type key struct {
-		rank int
-		zone string
+		rank      int
+		zone, sub string
 	}
+	perServer := g.Kind == KindGRPC && policyFor(u.LB, g.Kind) == "round_robin"
 	groups := map[key]*endpoint.LocalityLbEndpoints{}
 	for i := range u.Servers {
 		s := &u.Servers[i]
@@ -28,10 +36,13 @@ func buildEndpoints(u *registry.Upstream, g Group) *endpoint.ClusterLoadAssignme
 		if g.Zone != "" && s.Zone != g.Zone {
 			rank++
 		}
-		k := key{rank, s.Zone}
+		k := key{rank: rank, zone: s.Zone}
+		if perServer {
+			k.sub = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+		}
 		loc := groups[k]
 		if loc == nil {
-			loc = &endpoint.LocalityLbEndpoints{Locality: &core.Locality{Zone: s.Zone}, LoadBalancingWeight: wrapperspb.UInt32(0)}
+			loc = &endpoint.LocalityLbEndpoints{Locality: &core.Locality{Zone: s.Zone, SubZone: k.sub}, LoadBalancingWeight: wrapperspb.UInt32(0)}
 			groups[k] = loc
 		}
 		loc.LbEndpoints = append(loc.LbEndpoints, lbEndpoint(s))
@@ -46,7 +57,10 @@ func buildEndpoints(u *registry.Upstream, g Group) *endpoint.ClusterLoadAssignme
 		if ks[i].rank != ks[j].rank {
 			return ks[i].rank < ks[j].rank
 		}
-		return ks[i].zone < ks[j].zone
+		if ks[i].zone != ks[j].zone {
+			return ks[i].zone < ks[j].zone
+		}
+		return ks[i].sub < ks[j].sub
 	})
 	cla := &endpoint.ClusterLoadAssignment{ClusterName: u.Name}
 	priority, lastRank := uint32(0), -1

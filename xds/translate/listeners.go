@@ -62,8 +62,9 @@ func unknownHostReply() *hcm.LocalReplyConfig {
 
 // buildAPIListeners gives proxyless gRPC clients one listener per host name, named after it, so that a
 // channel to xds:///<host> resolves. The route table is inline: a gRPC client then reads one resource per
-// target, and a change to one upstream touches only its own listener. Wildcard domains cannot be targets.
-func buildAPIListeners(hosts []*virtualHost) []*listener.Listener {
+// target, and a change to one upstream touches only its own listener. Wildcard domains (and the default
+// upstream's "*") cannot be targets: a gRPC client asks for its target's listener by exact name.
+func buildAPIListeners(hosts []*virtualHost, g Group) []*listener.Listener {
 	var out []*listener.Listener
 	for _, vh := range hosts {
 		for _, d := range vh.domains {
@@ -74,7 +75,7 @@ func buildAPIListeners(hosts []*virtualHost) []*listener.Listener {
 				StatPrefix: d,
 				RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: &route.RouteConfiguration{
 					Name:         d,
-					VirtualHosts: []*route.VirtualHost{envoyVirtualHost(vh, []string{d})},
+					VirtualHosts: []*route.VirtualHost{envoyVirtualHost(vh, []string{d}, g)},
 				}},
 				HttpFilters: []*hcm.HttpFilter{routerFilter()},
 			}

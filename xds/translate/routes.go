@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,22 +17,28 @@ type virtualHost struct {
 	routes  []pathRoute // longest prefix first; the catch-all "/" last
 }
 
+// pathRoute sends a path prefix to an upstream, with that upstream's hashing, retries and timeouts.
 type pathRoute struct {
-	prefix  string
-	cluster string
+	prefix string
+	to     *registry.Upstream
 }
 
 // buildVirtualHosts gives every upstream a virtual host for its domains, then adds the path routes that
 // upstreams declare on other hosts (a gateway host whose /beautify goes to one upstream, /zoom to another).
-// A path route on a host that no upstream serves creates a virtual host for that host alone.
+// A path route on a host that no upstream serves creates a virtual host for that host alone; its other
+// paths go to the default upstream (domain "*") if there is one, as they would without the path routes.
 func buildVirtualHosts(ups []*registry.Upstream, _ Group) []*virtualHost {
 	byDomain := map[string]*virtualHost{}
-	var hosts []*virtualHost
+	var hosts, pathOnly []*virtualHost
+	var fallback *registry.Upstream
 	for _, u := range ups {
-		vh := &virtualHost{name: u.Name, domains: u.EffectiveDomains(), routes: []pathRoute{{prefix: "/", cluster: u.Name}}}
+		vh := &virtualHost{name: u.Name, domains: u.EffectiveDomains(), routes: []pathRoute{{prefix: "/", to: u}}}
 		hosts = append(hosts, vh)
 		for _, d := range vh.domains {
 			byDomain[d] = vh
+		}
+		if slices.Contains(vh.domains, registry.CatchAll) {
+			fallback = u
 		}
 	}
 	for _, u := range ups {
@@ -42,8 +49,14 @@ func buildVirtualHosts(ups []*registry.Upstream, _ Group) []*virtualHost {
 				vh = &virtualHost{name: host, domains: []string{host}}
 				byDomain[host] = vh
 				hosts = append(hosts, vh)
+				pathOnly = append(pathOnly, vh)
 			}
-			vh.routes = append(vh.routes, pathRoute{prefix: r.PathPrefix, cluster: u.Name})
+			vh.routes = append(vh.routes, pathRoute{prefix: r.PathPrefix, to: u})
+		}
+	}
+	if fallback != nil {
+		for _, vh := range pathOnly {
+			vh.routes = append(vh.routes, pathRoute{prefix: "/", to: fallback})
 		}
 	}
 	for _, vh := range hosts {
@@ -55,7 +68,8 @@ func buildVirtualHosts(ups []*registry.Upstream, _ Group) []*virtualHost {
 
 // buildRouteConfiguration is Envoy's shared route table. Hosts arrive with any port; the HTTP connection
 // manager strips it, and "domain:*" also matches where a port survives (e.g. a route table reused elsewhere).
-func buildRouteConfiguration(name string, hosts []*virtualHost) *route.RouteConfiguration {
+// The default upstream's "*" is Envoy's catch-all: it matches only what no other domain matches.
+func buildRouteConfiguration(name string, hosts []*virtualHost, g Group) *route.RouteConfiguration {
 	rc := &route.RouteConfiguration{Name: name}
 	for _, vh := range hosts {
 		var domains []string
@@ -65,19 +79,17 @@ func buildRouteConfiguration(name string, hosts []*virtualHost) *route.RouteConf
 				domains = append(domains, d+":*")
 			}
 		}
-		rc.VirtualHosts = append(rc.VirtualHosts, envoyVirtualHost(vh, domains))
+		rc.VirtualHosts = append(rc.VirtualHosts, envoyVirtualHost(vh, domains, g))
 	}
 	return rc
 }
 
-func envoyVirtualHost(vh *virtualHost, domains []string) *route.VirtualHost {
+func envoyVirtualHost(vh *virtualHost, domains []string, g Group) *route.VirtualHost {
 	out := &route.VirtualHost{Name: vh.name, Domains: domains}
 	for _, r := range vh.routes {
 		out.Routes = append(out.Routes, &route.Route{
-			Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: r.prefix}},
-			Action: &route.Route_Route{Route: &route.RouteAction{
-				ClusterSpecifier: &route.RouteAction_Cluster{Cluster: r.cluster},
-			}},
+			Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: r.prefix}},
+			Action: &route.Route_Route{Route: routeAction(r.to, g)},
 		})
 	}
 	return out

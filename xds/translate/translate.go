@@ -62,9 +62,9 @@ func Translate(st *registry.State, g Group, opts Options) (*Resources, error) {
 	hosts := buildVirtualHosts(served, g)
 	switch g.Kind {
 	case KindGRPC:
-		res.Listeners = buildAPIListeners(hosts)
+		res.Listeners = buildAPIListeners(hosts, g)
 	default:
-		res.Routes = []*route.RouteConfiguration{buildRouteConfiguration(HTTPRouteName, hosts)}
+		res.Routes = []*route.RouteConfiguration{buildRouteConfiguration(HTTPRouteName, hosts, g)}
 		res.Listeners = []*listener.Listener{buildHTTPListener(opts)}
 	}
 	sort.Slice(res.Listeners, func(i, j int) bool { return res.Listeners[i].Name < res.Listeners[j].Name })
