@@ -139,10 +139,10 @@ func TestWriteWaitsForRollout(t *testing.T) {
 	}
 	var ch struct {
 		Change struct {
-			Upstreams  []string                            `json:"upstreams"`
+			Upstreams  []string                             `json:"upstreams"`
 			Nodes      struct{ Acked, Nacked, Pending int } `json:"nodes"`
-			FirstAckMs *float64                            `json:"first_ack_ms"`
-			LastAckMs  *float64                            `json:"last_ack_ms"`
+			FirstAckMs *float64                             `json:"first_ack_ms"`
+			LastAckMs  *float64                             `json:"last_ack_ms"`
 		} `json:"change"`
 	}
 	f.dynup.GetJSON(t, fmt.Sprintf("/changes/%d", w.Change), &ch)
