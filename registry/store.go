@@ -51,6 +51,7 @@ type Store struct {
 	current    *State
 	subs       map[chan *State]struct{}
 	history    []Change // the newest changes, oldest first, at most historySize
+	health     map[string]map[ServerKey]Verdict // unhealthy servers by health source
 }
 
 // historySize bounds the change log kept for NACK attribution and rollout tracking.
@@ -94,7 +95,8 @@ func (s *Store) PutUpstream(ctx context.Context, u Upstream, source string) (*St
 		return nil, err
 	}
 	for i := range u.Servers {
-		u.Servers[i].Source = "" // the store says where servers came from, not the caller
+		// The store says where servers came from and whether they are healthy, not the caller.
+		u.Servers[i].Source, u.Servers[i].Health = "", nil
 	}
 	return s.update(ctx, source, func(cfg Config) ([]string, error) {
 		if err := domainConflict(cfg, &u); err != nil {
@@ -246,6 +248,7 @@ func (s *Store) build(rev uint64, c Change) *State {
 	}
 	ups, warnings := merge(s.cfg, all, s.configSource())
 	warnings = append(slices.Clone(s.cfgWarns), warnings...)
+	warnings = append(warnings, applyHealth(ups, s.health)...)
 	return &State{Revision: rev, Hash: contentHash(ups), Upstreams: ups, Warnings: warnings, Change: c}
 }
 

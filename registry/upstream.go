@@ -40,6 +40,9 @@ type Server struct {
 	FailTimeout *Duration `json:"fail_timeout,omitempty"`
 	// Source says who contributed the server ("admin", "file", "consul"); set by the store, not by users.
 	Source string `json:"source,omitempty"`
+	// Health is set by the store when a health source (active checks, failure feedback) took the server
+	// out; translation marks it UNHEALTHY. Never set by users.
+	Health *ServerHealth `json:"health,omitempty"`
 }
 
 // PathRoute sends requests for Host with the path prefix to the upstream that declares it.

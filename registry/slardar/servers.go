@@ -58,8 +58,9 @@ func decodeServer(field string, raw json.RawMessage) (registry.Server, error) {
 	if err := strictInto(raw, field, &s); err != nil {
 		return s, err
 	}
-	// GET shows where a server came from; the store decides that, so a posted-back value means nothing.
-	s.Source = ""
+	// GET shows where a server came from and its health; the store decides both, so posted-back values
+	// mean nothing.
+	s.Source, s.Health = "", nil
 	return s, nil
 }
 

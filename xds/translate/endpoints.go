@@ -78,7 +78,7 @@ func buildEndpoints(u *registry.Upstream, g Group) *endpoint.ClusterLoadAssignme
 
 func lbEndpoint(s *registry.Server) *endpoint.LbEndpoint {
 	health := core.HealthStatus_UNKNOWN
-	if s.Down {
+	if s.Down || s.Health != nil {
 		health = core.HealthStatus_UNHEALTHY
 	}
 	return &endpoint.LbEndpoint{
