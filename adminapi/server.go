@@ -26,6 +26,9 @@ type Deps struct {
 	Log     *slog.Logger
 	// MaxBodyBytes bounds a request body; larger bodies get 413 and change nothing.
 	MaxBodyBytes int64
+	// Each feature keeps its own dependencies next to its handlers (lua.go, health.go).
+	Lua    LuaDeps
+	Health HealthDeps
 }
 
 // DefaultMaxBodyBytes fits ten thousand servers in Slardar's JSON with room to spare.
@@ -65,6 +68,10 @@ func New(d Deps) http.Handler {
 	r.GET("/metrics", gin.WrapH(promhttp.Handler()))
 	r.GET("/sources", v.sources)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": 200}) })
+
+	registerLua(r, d)
+	registerHealth(r, d)
+	registerDashboard(r)
 	return r
 }
 

@@ -49,7 +49,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	c.consul.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: dynup [flags]\n\nServes upstreams from the admin API and the local store (or Consul) over xDS (ADS).\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: dynup [flags]\n       dynup bootstrap --help   (print an Envoy bootstrap for dynup)\n\nServes upstreams from the admin API and the local store (or Consul) over xDS (ADS).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +77,9 @@ func newLogger(c config) (*slog.Logger, error) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bootstrap" {
+		os.Exit(runBootstrap(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	c, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return
