@@ -38,13 +38,17 @@ func (o Options) withDefaults() Options {
 func blockingQuery(ctx context.Context, opts Options, status *statusCell, fetch func(q *api.QueryOptions) (uint64, error)) {
 	var index uint64
 	backoff := 100 * time.Millisecond
+	kind := watchKind(status.get().Name)
 	for ctx.Err() == nil {
 		q := (&api.QueryOptions{WaitIndex: index, WaitTime: opts.WaitTime, AllowStale: opts.Stale}).WithContext(ctx)
+		start := time.Now()
 		next, err := fetch(q)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			watchCalls.WithLabelValues(kind, "error").Observe(time.Since(start).Seconds())
+			watchErrors.WithLabelValues(kind).Inc()
 			status.fail(err)
 			select {
 			case <-ctx.Done():
@@ -55,6 +59,11 @@ func blockingQuery(ctx context.Context, opts Options, status *statusCell, fetch 
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		outcome := "change"
+		if next == index {
+			outcome = "unchanged"
+		}
+		watchCalls.WithLabelValues(kind, outcome).Observe(time.Since(start).Seconds())
 		// Consul's index can go backwards (a snapshot restore, a new cluster): start over rather than
 		// wait for an index that will not come. Index 0 would not block at all, so it counts as 1.
 		switch {

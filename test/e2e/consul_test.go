@@ -64,6 +64,10 @@ func TestConsulCatalogDrivesTraffic(t *testing.T) {
 	if len(detail.Upstreams) != 1 || detail.Upstreams[0].Servers[0].Source != "consul" {
 		t.Fatalf("detail: %+v", detail)
 	}
+	// Three health changes above, each seen by the service's blocking query.
+	if got := metricSum(scrapeMetrics(t, d), "dynup_consul_watch_seconds", "watch", "consul-health", "outcome", "change"); got < 3 {
+		t.Errorf("dynup_consul_watch_seconds{watch=consul-health,outcome=change} count = %v, want ≥ 3", got)
+	}
 }
 
 // 3. A KV write of upstream options (ring hash) is applied without restart; the catalog still gives servers.

@@ -155,31 +155,7 @@ func TestWriteWaitsForRollout(t *testing.T) {
 // 4. /metrics parses with the Prometheus text parser and the counters move as expected.
 func TestMetrics(t *testing.T) {
 	f := setup(t)
-	scrape := func() map[string]*dto.MetricFamily {
-		t.Helper()
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		fams, err := parser.TextToMetricFamilies(bytes.NewReader(f.dynup.MustDo(t, http.MethodGet, "/metrics", "")))
-		if err != nil {
-			t.Fatalf("/metrics does not parse: %v", err)
-		}
-		return fams
-	}
-	sum := func(fams map[string]*dto.MetricFamily, name string) float64 {
-		var total float64
-		if fam := fams[name]; fam != nil {
-			for _, m := range fam.Metric {
-				switch {
-				case m.Counter != nil:
-					total += m.Counter.GetValue()
-				case m.Gauge != nil:
-					total += m.Gauge.GetValue()
-				case m.Histogram != nil:
-					total += float64(m.Histogram.GetSampleCount())
-				}
-			}
-		}
-		return total
-	}
+	scrape := func() map[string]*dto.MetricFamily { return scrapeMetrics(t, f.dynup) }
 	before := scrape()
 	f.dynup.MustDo(t, http.MethodPost, "/upstream/imgprocess", serversJSON(f.a))
 	cc := harness.XDSClient(t, f.dynup.XDSAddr, "imgprocess", harness.ClientNode{ID: "client-1"})
@@ -188,17 +164,58 @@ func TestMetrics(t *testing.T) {
 	f.dynup.MustDo(t, http.MethodPost, "/upstream/imgprocess?wait=5s", serversJSON(f.b))
 	after := scrape()
 	for _, name := range []string{"dynup_xds_responses_total", "dynup_xds_acks_total", "dynup_propagation_seconds", "dynup_translation_seconds"} {
-		if sum(after, name) <= sum(before, name) {
-			t.Errorf("%s did not move: %v → %v", name, sum(before, name), sum(after, name))
+		if metricSum(after, name) <= metricSum(before, name) {
+			t.Errorf("%s did not move: %v → %v", name, metricSum(before, name), metricSum(after, name))
 		}
 	}
-	if got := sum(after, "dynup_xds_streams"); got != 1 {
+	if got := metricSum(after, "dynup_xds_streams"); got != 1 {
 		t.Errorf("dynup_xds_streams = %v, want 1", got)
 	}
-	if sum(after, "dynup_xds_nacks_total") != 0 {
+	if metricSum(after, "dynup_xds_nacks_total") != 0 {
 		t.Error("NACKs counted where none happened")
 	}
-	if sum(after, "process_resident_memory_bytes") == 0 {
+	if metricSum(after, "process_resident_memory_bytes") == 0 {
 		t.Error("process metrics missing")
 	}
+}
+
+func scrapeMetrics(t *testing.T, d *harness.Dynup) map[string]*dto.MetricFamily {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(d.MustDo(t, http.MethodGet, "/metrics", "")))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	return fams
+}
+
+// metricSum adds up every series of a family whose labels include want: counters and gauges by value,
+// histograms by sample count.
+func metricSum(fams map[string]*dto.MetricFamily, name string, want ...string) float64 {
+	var total float64
+	fam := fams[name]
+	if fam == nil {
+		return 0
+	}
+series:
+	for _, m := range fam.Metric {
+		labels := map[string]string{}
+		for _, l := range m.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for i := 0; i+1 < len(want); i += 2 {
+			if labels[want[i]] != want[i+1] {
+				continue series
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			total += m.Counter.GetValue()
+		case m.Gauge != nil:
+			total += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			total += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return total
 }
