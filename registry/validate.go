@@ -162,6 +162,7 @@ var lbPolicies = []string{"round_robin", "least_request", "random", "ring_hash",
 // Limits shared by Envoy and gRPC: both reject a ring above 8M entries; Envoy's Maglev table is at most
 // 5000011 and must be prime; gRPC caps choice_count at 10.
 const (
+	DefaultRingMinSize = 1024 // Envoy's and gRPC's, when only ring_max_size is set
 	MaxRingSize        = 8 * 1024 * 1024
 	MaxMaglevTableSize = 5000011
 	MaxChoiceCount     = 10
@@ -206,6 +207,9 @@ func (lb *LoadBalancing) validate() error {
 		return fieldErr("lb.ring_max_size", "%d is more than %d", lb.RingMaxSize, MaxRingSize)
 	case lb.RingMaxSize != 0 && lb.RingMinSize > lb.RingMaxSize:
 		return fieldErr("lb.ring_min_size", "is larger than ring_max_size")
+	case lb.RingMaxSize != 0 && lb.RingMinSize == 0 && lb.RingMaxSize < DefaultRingMinSize:
+		// Envoy and gRPC would take their default minimum, larger than this maximum, and reject the cluster.
+		return fieldErr("lb.ring_max_size", "%d is below the default ring_min_size %d; set ring_min_size too", lb.RingMaxSize, DefaultRingMinSize)
 	case lb.MaglevTableSize != 0 && (lb.MaglevTableSize > MaxMaglevTableSize || !big.NewInt(int64(lb.MaglevTableSize)).ProbablyPrime(0)):
 		return fieldErr("lb.maglev_table_size", "%d is not a prime of at most %d (e.g. 65537)", lb.MaglevTableSize, MaxMaglevTableSize)
 	case lb.SlowStart != nil && lb.SlowStart.Duration == 0:

@@ -104,6 +104,12 @@ func (p *parsed) balance(d directive) error {
 		p.lb = ring(registry.HashKey{SourceIP: true})
 	case name == "least_conn" && len(args) == 0:
 		p.lb = &registry.LoadBalancing{Policy: "least_request"}
+	case name == "random" && len(args) == 0:
+		p.lb = &registry.LoadBalancing{Policy: "random"}
+	case name == "random" && args[0] == "two" && (len(args) == 1 || len(args) == 2 && args[1] == "least_conn"):
+		// nginx's "pick two at random, take the one with fewer connections" is Envoy's and gRPC's
+		// least_request with its default of two choices.
+		p.lb = &registry.LoadBalancing{Policy: "least_request"}
 	case name == "hash" && (len(args) == 1 || len(args) == 2 && args[1] == "consistent"),
 		name == "consistent_hash" && len(args) == 1:
 		// Without "consistent" nginx hashes modulo the server count; a ring only moves fewer keys.
@@ -113,7 +119,7 @@ func (p *parsed) balance(d directive) error {
 		}
 		p.lb = ring(key)
 	default:
-		return d.errorf("wrong arguments (use ip_hash, least_conn, hash $var [consistent] or consistent_hash $var)")
+		return d.errorf("wrong arguments (use ip_hash, least_conn, random, random two [least_conn], hash $var [consistent] or consistent_hash $var)")
 	}
 	return nil
 }

@@ -99,6 +99,8 @@ func writeLB(b *strings.Builder, lb *registry.LoadBalancing) (lost []string) {
 	case "", "round_robin":
 	case "least_request":
 		b.WriteString("least_conn;\n")
+	case "random":
+		b.WriteString("random;\n")
 	case "ring_hash", "maglev":
 		if lb.Policy == "maglev" {
 			lost = append(lost, "maglev (written as a ring hash)")

@@ -68,7 +68,7 @@ func TestFormatNamesWhatIsLost(t *testing.T) {
 		t.Errorf("comments were read as directives: %+v", back)
 	}
 	for _, other := range []registry.Upstream{
-		{Servers: one("10.0.0.1", 80), LB: &registry.LoadBalancing{Policy: "random"}},
+		{Servers: one("10.0.0.1", 80), LB: &registry.LoadBalancing{Policy: "least_request", ChoiceCount: 3}},
 		{Servers: one("10.0.0.1", 80), LB: &registry.LoadBalancing{Policy: "ring_hash"}},
 		{Servers: one("10.0.0.1", 80), HealthCheck: &registry.HealthCheck{Type: "http", Enabled: ptr(false)}},
 		{Servers: one("10.0.0.1", 80), HealthCheck: &registry.HealthCheck{Interval: dur(time.Second)}},
@@ -113,6 +113,7 @@ func TestRoundTrip(t *testing.T) {
 		seedBody,
 		"server [2001:db8::1]:8443 weight=5 max_fails=0 fail_timeout=250ms max_conns=9 down; server 10.0.0.2 max_conns=3 backup; least_conn; keepalive 4;",
 		"server 10.0.0.1; ip_hash;",
+		"server 10.0.0.1; random;",
 		"server 10.0.0.1; hash $uri;",
 		"server 10.0.0.1; hash $arg_uid consistent;",
 		"server 10.0.0.1; hash $http_x_tenant consistent;",

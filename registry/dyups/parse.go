@@ -27,6 +27,7 @@ var handlers = map[string]func(p *parsed, d directive) error{
 	"server":                  (*parsed).server,
 	"ip_hash":                 (*parsed).balance,
 	"least_conn":              (*parsed).balance,
+	"random":                  (*parsed).balance,
 	"hash":                    (*parsed).balance,
 	"consistent_hash":         (*parsed).balance,
 	"keepalive":               (*parsed).keepaliveDirective,

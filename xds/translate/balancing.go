@@ -86,6 +86,83 @@ func applyBalancing(c *cluster.Cluster, lb *registry.LoadBalancing, kind Kind) {
 	}
 }
 
+// Ring sizing when the upstream sets no ring size (see applyRingSize).
+const (
+	// ringEntriesPerWeight is the number of ring entries per unit of server weight: a 4-server upstream
+	// gets Envoy's default ring of 1024 entries, and up to 16 equal servers keep their entries.
+	ringEntriesPerWeight = 256
+	// ringCap is gRPC's largest ring (GRPC_RING_HASH_CAP). Envoy gets the same bound: both place entries
+	// at xxhash("address_index"), so with the same size their rings should agree on where a key goes.
+	ringCap = 4096
+)
+
+// applyRingSize sizes a ring hash cluster for group g so that a server keeps its ring entries while
+// other servers come, go, or turn unhealthy: only the keys of the server that changed move.
+//
+// Envoy and gRPC build a ring per priority from its healthy servers, and give each server
+// ceil(min_ring_size*w_min/W)*w/w_min entries (weights w, smallest w_min, sum W): with a fixed
+// min_ring_size, every server's share of entries grows when one leaves, and about a sixth of the other
+// keys move when one of four servers goes. So min_ring_size follows the servers that carry the traffic
+// (the first priority that has a healthy server), at ringEntriesPerWeight entries per unit of weight,
+// minus one so that rounding can only land on the intended count: each server then has 256*w entries
+// (weights divided by their common divisor) whatever the others do. Beyond ringCap entries the ring
+// stays at ringCap, and a change of one of n servers moves about 1/n of the other keys.
+//
+// Sizes the upstream sets are used as given (Envoy's semantics: a fixed ring).
+func applyRingSize(c *cluster.Cluster, u *registry.Upstream, g Group) {
+	cfg := c.GetRingHashLbConfig()
+	if cfg == nil || cfg.MinimumRingSize != nil || cfg.MaximumRingSize != nil {
+		return
+	}
+	size := uint64(ringCap)
+	if units := weightUnits(carryingServers(u, g)); units*ringEntriesPerWeight <= ringCap {
+		size = max(units*ringEntriesPerWeight-1, 1)
+	}
+	cfg.MinimumRingSize, cfg.MaximumRingSize = wrapperspb.UInt64(size), wrapperspb.UInt64(ringCap)
+}
+
+// carryingServers are the servers that take g's traffic: those of the first priority with a server
+// that takes traffic; if none does, the first priority (both Envoy and gRPC then use all its servers).
+func carryingServers(u *registry.Upstream, g Group) []*registry.Server {
+	best, bestHealthy := -1, false
+	for i := range u.Servers {
+		s := &u.Servers[i]
+		r, ok := rankOf(s, g), takesTraffic(s)
+		if best < 0 || ok && !bestHealthy || ok == bestHealthy && r < best {
+			best, bestHealthy = r, ok
+		}
+	}
+	var out []*registry.Server
+	for i := range u.Servers {
+		s := &u.Servers[i]
+		if rankOf(s, g) == best && (takesTraffic(s) || !bestHealthy) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// weightUnits is the servers' total weight in units of the weights' greatest common divisor, so that
+// weights 10 and 20 size the ring like 1 and 2.
+func weightUnits(servers []*registry.Server) uint64 {
+	var d, sum uint64
+	for _, s := range servers {
+		w := uint64(s.EffectiveWeight())
+		d, sum = gcd(d, w), sum+w
+	}
+	if d == 0 {
+		return 1
+	}
+	return sum / d
+}
+
+func gcd(a, b uint64) uint64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
 func slowStart(d *registry.Duration) *cluster.Cluster_SlowStartConfig {
 	return &cluster.Cluster_SlowStartConfig{SlowStartWindow: durationpb.New(d.Duration)}
 }

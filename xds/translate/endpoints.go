@@ -19,25 +19,36 @@ import (
 // then renumbered to be contiguous from 0: both Envoy and gRPC reject gaps, and a set with only backups or
 // only remote servers would otherwise start at 1.
 //
-// gRPC's round_robin ignores server weights and balances localities by their weights instead, so for gRPC
-// round_robin each server is a locality of its own (sub-zone "host:port") weighing its server weight:
-// weighted round robin, as Envoy does it. Ring hash and least request flatten localities, so they keep
-// one locality per zone.
+// gRPC's round_robin ignores server weights and balances localities by their weights instead (picking a
+// locality at random by weight), so for gRPC round_robin a locality whose servers have different weights
+// is split into one locality per server (sub-zone "host:port") weighing its server weight: weighted
+// balancing, as Envoy does it. Localities whose servers weigh the same stay whole, so gRPC rotates through
+// them in strict round robin, as nginx does; that also makes a retry go to the next server. Ring hash and
+// least request flatten localities, so they keep one locality per zone.
 func buildEndpoints(u *registry.Upstream, g Group) *endpoint.ClusterLoadAssignment {
 	type key struct {
 		rank      int
 		zone, sub string
 	}
-	perServer := g.Kind == KindGRPC && policyFor(u.LB, g.Kind) == "round_robin"
+	splitUneven := g.Kind == KindGRPC && policyFor(u.LB, g.Kind) == "round_robin"
+	uneven := map[key]bool{}
+	if splitUneven {
+		first := map[key]int{}
+		for i := range u.Servers {
+			s := &u.Servers[i]
+			k := key{rank: rankOf(s, g), zone: s.Zone}
+			if w, seen := first[k]; !seen {
+				first[k] = s.EffectiveWeight()
+			} else if w != s.EffectiveWeight() {
+				uneven[k] = true
+			}
+		}
+	}
 	groups := map[key]*endpoint.LocalityLbEndpoints{}
 	for i := range u.Servers {
 		s := &u.Servers[i]
-		rank := s.Level * 2
-		if g.Zone != "" && s.Zone != g.Zone {
-			rank++
-		}
-		k := key{rank: rank, zone: s.Zone}
-		if perServer {
+		k := key{rank: rankOf(s, g), zone: s.Zone}
+		if uneven[k] {
 			k.sub = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 		}
 		loc := groups[k]
@@ -73,12 +84,36 @@ func buildEndpoints(u *registry.Upstream, g Group) *endpoint.ClusterLoadAssignme
 		loc.Priority = priority
 		cla.Endpoints = append(cla.Endpoints, loc)
 	}
+	if priority > 0 && g.Kind != KindGRPC {
+		cla.Policy = &endpoint.ClusterLoadAssignment_Policy{OverprovisioningFactor: wrapperspb.UInt32(strictOverprovisioning)}
+	}
 	return cla
 }
 
+// strictOverprovisioning makes Envoy's priority failover strict, as checkups' levels and gRPC's priorities
+// are: a priority keeps all traffic while one of its servers is usable. Envoy rates a priority's health as
+// factor% times its usable share of servers, capped at 100%, and sends the shortfall to the next
+// priority; with its default factor (140%) traffic would start leaving the local zone, or reach backups,
+// once fewer than 72% of the servers are usable. This factor rates one usable server of MaxServers at 100%.
+const strictOverprovisioning = 100 * registry.MaxServers
+
+// rankOf orders a server for group g before priorities are renumbered: failover level first, then
+// (for a node in a zone) the node's own zone before the others.
+func rankOf(s *registry.Server, g Group) int {
+	rank := s.Level * 2
+	if g.Zone != "" && s.Zone != g.Zone {
+		rank++
+	}
+	return rank
+}
+
+// takesTraffic says whether a node may pick the server: one that is down or that a health source took
+// out is published UNHEALTHY, and Envoy and gRPC skip it.
+func takesTraffic(s *registry.Server) bool { return !s.Down && s.Health == nil }
+
 func lbEndpoint(s *registry.Server) *endpoint.LbEndpoint {
 	health := core.HealthStatus_UNKNOWN
-	if s.Down || s.Health != nil {
+	if !takesTraffic(s) {
 		health = core.HealthStatus_UNHEALTHY
 	}
 	return &endpoint.LbEndpoint{
