@@ -83,17 +83,16 @@ end`
 	}
 }
 
-// A backtracking pattern that would run for hours is stopped by the budget.
+// A backtracking pattern that would run for hours is stopped by the step budget. The time limit is raised
+// so that a loaded machine cannot make the wall clock stop it first: the budget is what is tested here.
 func TestPathologicalPatternIsBounded(t *testing.T) {
-	start := time.Now()
+	lim := DefaultLimits()
+	lim.Timeout = 10 * time.Minute
 	verr := mustReject(t, Validate(`function envoy_on_request(h)
   local s = ("a"):rep(20000)
   local x = s:find(".-.-.-b")
-end`, DefaultLimits()))
+end`, lim))
 	if verr.Phase != PhaseLimit || verr.Line != 3 || !strings.Contains(verr.Msg, "pattern-matching steps") {
 		t.Errorf("got %#v", verr)
-	}
-	if elapsed := time.Since(start); elapsed > 10*time.Second {
-		t.Errorf("took %v", elapsed)
 	}
 }

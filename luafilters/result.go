@@ -12,6 +12,9 @@ const (
 // DryRunResult reports what Envoy would do with the sample request (and response).
 type DryRunResult struct {
 	Action string `json:"action"`
+	// EntryPoints lists the entry points the snippet defines (envoy_on_request, envoy_on_response),
+	// i.e. the directions Envoy will run it on.
+	EntryPoints []string `json:"entry_points"`
 	// Respond is set when Action is "respond".
 	Respond *LocalReply `json:"respond,omitempty"`
 	// RequestHeaders lists the changes envoy_on_request made to the request headers, in order.

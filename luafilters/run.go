@@ -26,6 +26,17 @@ func Validate(src string, lim Limits) error {
 	return nil
 }
 
+// EntryPoints validates src exactly as Validate does and, when it passes, returns the entry points it
+// defines, in Envoy's order (envoy_on_request before envoy_on_response). Translation uses them to
+// call only what a snippet has.
+func EntryPoints(src string, lim Limits) ([]string, error) {
+	res, err := execute(src, DefaultSampleRequest(), DefaultSampleResponse(), lim, true)
+	if err != nil {
+		return nil, err
+	}
+	return res.EntryPoints, nil
+}
+
 // DryRun runs src against req and, when the snippet has envoy_on_response and envoy_on_request
 // did not answer locally, against resp (DefaultSampleResponse when nil), and reports what Envoy
 // would do.
@@ -108,6 +119,11 @@ func execute(src string, req SampleRequest, resp SampleResponse, lim Limits, run
 	onRequest, onResponse, verr := entryPoints(s.L.G.Global, src)
 	if verr != nil {
 		return nil, verr
+	}
+	for i, fn := range []*lua.LFunction{onRequest, onResponse} {
+		if fn != nil {
+			res.EntryPoints = append(res.EntryPoints, entryNames[i])
+		}
 	}
 	if onRequest != nil {
 		f := newFlow(dirRequest, reqHeaders, req.Body, &res.RequestHeaders, &res.RequestBody)

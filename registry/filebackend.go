@@ -46,8 +46,8 @@ func (f *FileBackend) Load(context.Context) (Config, uint64, error) {
 	return doc.Config, doc.Revision, nil
 }
 
-func (f *FileBackend) Save(_ context.Context, next Config, _ []string, revision uint64) error {
-	b, err := json.MarshalIndent(fileDoc{Revision: revision, Config: next}, "", "  ")
+func (f *FileBackend) Save(_ context.Context, next Config, c Change) error {
+	b, err := json.MarshalIndent(fileDoc{Revision: c.Revision, Config: next}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,9 @@ import (
 // Config is what users own: upstream definitions written through the admin API, the file or Consul KV.
 type Config struct {
 	Upstreams map[string]Upstream `json:"upstreams"`
+	// Snippets are the Lua snippets by name (see snippet.go). Their versions are never modified in place:
+	// a change copies the slice, so a clone may share them.
+	Snippets map[string]Snippet `json:"snippets,omitempty"`
 }
 
 // Discovered is what service discovery found, by service name.
@@ -23,9 +26,12 @@ type DiscoveredService struct {
 }
 
 func (c Config) clone() Config {
-	out := Config{Upstreams: make(map[string]Upstream, len(c.Upstreams))}
+	out := Config{Upstreams: make(map[string]Upstream, len(c.Upstreams)), Snippets: make(map[string]Snippet, len(c.Snippets))}
 	for k, v := range c.Upstreams {
 		out.Upstreams[k] = v
+	}
+	for k, v := range c.Snippets {
+		out.Snippets[k] = v
 	}
 	return out
 }

@@ -16,6 +16,8 @@ type State struct {
 	// every replica.
 	Hash      string     `json:"hash"`
 	Upstreams []Upstream `json:"upstreams"` // sorted by name
+	// Snippets are the active Lua snippets, validated, in the order they run on a host (Order, then name).
+	Snippets []ActiveSnippet `json:"snippets,omitempty"`
 	// Warnings name objects that were dropped or changed while building this state (never fatal).
 	Warnings []Warning `json:"warnings,omitempty"`
 	// Change describes what this revision changed, relative to the previous one.
@@ -31,8 +33,9 @@ type Warning struct {
 // Change describes one accepted write. Its Revision is the change id the admin API returns.
 type Change struct {
 	Revision   uint64    `json:"revision"`
-	Source     string    `json:"source"`    // admin, file, consul-catalog, consul-kv
-	Upstreams  []string  `json:"upstreams"` // names whose definition or servers changed (added, updated, removed)
+	Source     string    `json:"source"`             // admin, file, consul-catalog, consul-kv
+	Upstreams  []string  `json:"upstreams"`          // names whose definition or servers changed (added, updated, removed)
+	Snippets   []string  `json:"snippets,omitempty"` // Lua snippets staged, activated or removed
 	AcceptedAt time.Time `json:"accepted_at,omitzero"`
 }
 
@@ -54,10 +57,19 @@ func (s *State) Names() []string {
 	return names
 }
 
-func contentHash(ups []Upstream) string {
+// contentHash covers what translation reads. Without snippets it is the hash of the upstreams alone, as
+// it was before snippets existed, so replicas of different builds agree while no snippet is active.
+func contentHash(ups []Upstream, snippets []ActiveSnippet) string {
 	b, err := json.Marshal(ups)
 	if err != nil {
 		panic("registry: upstreams must marshal: " + err.Error()) // plain data; cannot fail
+	}
+	if len(snippets) > 0 {
+		sb, err := json.Marshal(snippets)
+		if err != nil {
+			panic("registry: snippets must marshal: " + err.Error())
+		}
+		b = append(append(b, '\n'), sb...)
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])

@@ -17,8 +17,9 @@ import (
 type Backend interface {
 	// Load returns the persisted configuration and the last revision, if the backend keeps one.
 	Load(ctx context.Context) (Config, uint64, error)
-	// Save persists next, in which the named upstreams changed (a name missing from next was deleted).
-	Save(ctx context.Context, next Config, changed []string, revision uint64) error
+	// Save persists next, in which the upstreams and snippets that c names changed (a name missing from next
+	// was deleted); c.Revision is the revision next will have.
+	Save(ctx context.Context, next Config, c Change) error
 	// Name says where state lives, for the admin API ("file:./data/dynup.json").
 	Name() string
 }
@@ -50,9 +51,13 @@ type Store struct {
 	discovered map[string]Discovered // by source name
 	current    *State
 	subs       map[chan *State]struct{}
-	history    []Change // the newest changes, oldest first, at most historySize
+	history    []Change                         // the newest changes, oldest first, at most historySize
 	health     map[string]map[ServerKey]Verdict // unhealthy servers by health source
+	lua        *luaChecker                      // validates snippet sources, outside mu
 }
+
+// errUnchanged lets an update function say the write is a no-op: nothing is saved or published.
+var errUnchanged = errors.New("unchanged")
 
 // historySize bounds the change log kept for NACK attribution and rollout tracking.
 const historySize = 256
@@ -66,15 +71,27 @@ func NewStore(ctx context.Context, backend Backend) (*Store, error) {
 	if cfg.Upstreams == nil {
 		cfg.Upstreams = map[string]Upstream{}
 	}
+	lua := newLuaChecker()
+	// A snippet that no longer validates is kept (it can be rolled back) but not served: see activeSnippets.
+	cfg.Snippets = lua.stamp(cfg.Snippets)
 	for name, u := range cfg.Upstreams {
+		// The key names the upstream (state lookups and cluster names rely on unique names); a body that
+		// names another upstream is ambiguous.
+		if u.Name == "" {
+			u.Name = name
+		}
+		if u.Name != name {
+			return nil, fmt.Errorf("load %s: upstream %q holds an upstream named %q", backend.Name(), name, u.Name)
+		}
 		u.Normalize()
 		if err := u.Validate(); err != nil {
 			return nil, fmt.Errorf("load %s: upstream %q: %w", backend.Name(), name, err)
 		}
 		cfg.Upstreams[name] = u
 	}
-	s := &Store{backend: backend, cfg: cfg, discovered: map[string]Discovered{}, subs: map[chan *State]struct{}{}}
-	s.current = s.build(rev, Change{Revision: rev, Source: "load", Upstreams: slices.Sorted(keys(cfg.Upstreams))})
+	s := &Store{backend: backend, cfg: cfg, discovered: map[string]Discovered{}, subs: map[chan *State]struct{}{}, lua: lua}
+	s.current = s.build(rev, Change{Revision: rev, Source: "load", Upstreams: slices.Sorted(keys(cfg.Upstreams)),
+		Snippets: slices.Sorted(keys(cfg.Snippets))})
 	return s, nil
 }
 
@@ -98,23 +115,23 @@ func (s *Store) PutUpstream(ctx context.Context, u Upstream, source string) (*St
 		// The store says where servers came from and whether they are healthy, not the caller.
 		u.Servers[i].Source, u.Servers[i].Health = "", nil
 	}
-	return s.update(ctx, source, func(cfg Config) ([]string, error) {
+	return s.update(ctx, source, func(cfg Config) (Change, error) {
 		if err := domainConflict(cfg, &u); err != nil {
-			return nil, err
+			return Change{}, err
 		}
 		cfg.Upstreams[u.Name] = u
-		return []string{u.Name}, nil
+		return Change{Upstreams: []string{u.Name}}, nil
 	})
 }
 
 // DeleteUpstream removes one upstream definition.
 func (s *Store) DeleteUpstream(ctx context.Context, name, source string) (*State, error) {
-	return s.update(ctx, source, func(cfg Config) ([]string, error) {
+	return s.update(ctx, source, func(cfg Config) (Change, error) {
 		if _, ok := cfg.Upstreams[name]; !ok {
-			return nil, &NotFoundError{Msg: fmt.Sprintf("upstream %s not found", name)}
+			return Change{}, &NotFoundError{Msg: fmt.Sprintf("upstream %s not found", name)}
 		}
 		delete(cfg.Upstreams, name)
-		return []string{name}, nil
+		return Change{Upstreams: []string{name}}, nil
 	})
 }
 
@@ -126,17 +143,21 @@ func (s *Store) Upstream(name string) (Upstream, bool) {
 	return u, ok
 }
 
-// update applies fn to a copy of the configuration, persists the result, and publishes it.
-func (s *Store) update(ctx context.Context, source string, fn func(Config) ([]string, error)) (*State, error) {
+// update applies fn to a copy of the configuration, persists the result, and publishes it. fn says what it
+// changed; errUnchanged from fn means nothing to do.
+func (s *Store) update(ctx context.Context, source string, fn func(Config) (Change, error)) (*State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := s.cfg.clone()
-	changed, err := fn(next)
+	change, err := fn(next)
+	if err == errUnchanged {
+		return s.current, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	rev := s.current.Revision + 1
-	if err := s.backend.Save(ctx, next, changed, rev); err != nil {
+	change.Revision, change.Source = s.current.Revision+1, source
+	if err := s.backend.Save(ctx, next, change); err != nil {
 		var conflict *ConflictError
 		if errors.As(err, &conflict) {
 			return nil, err
@@ -144,34 +165,69 @@ func (s *Store) update(ctx context.Context, source string, fn func(Config) ([]st
 		return nil, &UnavailableError{Err: err}
 	}
 	s.cfg = next
-	return s.publish(Change{Revision: rev, Source: source, Upstreams: changed}), nil
+	return s.publish(change), nil
 }
 
 // ReplaceConfig installs configuration read from a watched backend (Consul KV). Invalid upstreams are
-// dropped with a warning instead of failing the whole load. fresh, if not nil, is asked under the store's
-// lock whether cfg is still current: a watch result read just before a write of ours must not undo it.
+// dropped with a warning instead of failing the whole load; snippets that fail validation are kept but not
+// served (see activeSnippets). fresh, if not nil, is asked under the store's lock whether cfg is still
+// current: a watch result read just before a write of ours must not undo it.
 func (s *Store) ReplaceConfig(cfg Config, source string, warnings []Warning, fresh func() bool) *State {
+	snippets := s.lua.stamp(cfg.Snippets) // before the lock: validation executes Lua
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if fresh != nil && !fresh() {
 		return s.current
 	}
-	clean := Config{Upstreams: map[string]Upstream{}}
+	clean := Config{Upstreams: map[string]Upstream{}, Snippets: snippets}
 	for name, u := range cfg.Upstreams {
+		if u.Name == "" {
+			u.Name = name
+		}
 		u.Normalize()
-		if err := u.Validate(); err != nil {
+		err := u.Validate()
+		if err == nil && u.Name != name {
+			err = fmt.Errorf("key %q holds an upstream named %q", name, u.Name)
+		}
+		if err != nil {
 			warnings = append(warnings, Warning{Object: "upstream/" + name, Msg: "dropped: " + err.Error()})
 			continue
 		}
 		clean.Upstreams[name] = u
 	}
+	warnings = append(warnings, dropDomainTakeovers(s.cfg, clean)...)
 	changed := changedNames(s.cfg.Upstreams, clean.Upstreams)
+	changedSnippets := changedNames(s.cfg.Snippets, clean.Snippets)
 	warningsChanged := !sameJSON(s.cfgWarns, warnings)
 	s.cfg, s.cfgWarns = clean, warnings
-	if len(changed) == 0 && !warningsChanged {
+	if len(changed) == 0 && len(changedSnippets) == 0 && !warningsChanged {
 		return s.current
 	}
-	return s.publish(Change{Revision: s.current.Revision + 1, Source: source, Upstreams: changed})
+	return s.publish(Change{Revision: s.current.Revision + 1, Source: source, Upstreams: changed, Snippets: changedSnippets})
+}
+
+// dropDomainTakeovers removes from next the upstreams, new or changed since cur, that claim a domain an
+// unchanged upstream serves: a hand edit in KV must not take a domain away from what is being served (the
+// admin API refuses the same write with 409).
+func dropDomainTakeovers(cur, next Config) []Warning {
+	incumbents := Config{Upstreams: map[string]Upstream{}}
+	for name, u := range next.Upstreams {
+		if old, ok := cur.Upstreams[name]; ok && sameJSON(old, u) {
+			incumbents.Upstreams[name] = u
+		}
+	}
+	var warnings []Warning
+	for _, name := range sortedKeys(next.Upstreams) {
+		u := next.Upstreams[name]
+		if _, ok := incumbents.Upstreams[name]; ok {
+			continue
+		}
+		if err := domainConflict(incumbents, &u); err != nil {
+			warnings = append(warnings, Warning{Object: "upstream/" + name, Msg: "dropped: " + err.Error()})
+			delete(next.Upstreams, name)
+		}
+	}
+	return warnings
 }
 
 // SetDiscovered replaces the servers one discovery source found. A source that failed must not call this:
@@ -249,7 +305,9 @@ func (s *Store) build(rev uint64, c Change) *State {
 	ups, warnings := merge(s.cfg, all, s.configSource())
 	warnings = append(slices.Clone(s.cfgWarns), warnings...)
 	warnings = append(warnings, applyHealth(ups, s.health)...)
-	return &State{Revision: rev, Hash: contentHash(ups), Upstreams: ups, Warnings: warnings, Change: c}
+	snippets, snippetWarnings := activeSnippets(s.cfg.Snippets, ups)
+	warnings = append(warnings, snippetWarnings...)
+	return &State{Revision: rev, Hash: contentHash(ups, snippets), Upstreams: ups, Snippets: snippets, Warnings: warnings, Change: c}
 }
 
 func (s *Store) configSource() string {

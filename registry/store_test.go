@@ -55,7 +55,7 @@ func TestStorePersistsAcrossRestart(t *testing.T) {
 
 type failingBackend struct{ FileBackend }
 
-func (failingBackend) Save(context.Context, Config, []string, uint64) error {
+func (failingBackend) Save(context.Context, Config, Change) error {
 	return errors.New("disk full")
 }
 

@@ -18,33 +18,36 @@ import (
 const KVSource = "consul-kv"
 
 // KV keeps upstream definitions in Consul KV at <prefix>upstreams/<name>, as the admin API's JSON (Slardar's
-// format is read too). It is the store's backend in Consul mode: admin writes go to KV with check-and-set,
-// and the watch brings every replica's writes (and hand edits) into the store.
+// format is read too), and Lua snippets at <prefix>lua/<name> (kv_lua.go). It is the store's backend in
+// Consul mode: admin writes go to KV with check-and-set, and the watch brings every replica's writes (and
+// hand edits) into the store. One blocking query on the whole prefix sees both folders at one index.
 type KV struct {
 	client *api.Client
 	prefix string
 	opts   Options
 	status *statusCell
 
-	mu        sync.Mutex
-	indexes   map[string]uint64 // ModifyIndex of each upstream's key, for check-and-set
-	lastWrite uint64            // the index of our newest write; older watch results are stale
-	warnings  []registry.Warning
+	mu         sync.Mutex
+	indexes    map[string]uint64 // ModifyIndex of each upstream's key, for check-and-set
+	luaIndexes map[string]uint64 // ModifyIndex of each snippet's key
+	lastWrite  uint64            // the index of our newest write; older watch results are stale
+	warnings   []registry.Warning
 }
 
 // NewKV returns the KV backend under prefix (e.g. "dynup/").
 func NewKV(client *api.Client, prefix string, opts Options) *KV {
-	return &KV{client: client, prefix: prefix, opts: opts.withDefaults(), status: newStatus(KVSource), indexes: map[string]uint64{}}
+	return &KV{client: client, prefix: prefix, opts: opts.withDefaults(), status: newStatus(KVSource), indexes: map[string]uint64{},
+		luaIndexes: map[string]uint64{}}
 }
 
 func (k *KV) upstreamsPrefix() string { return k.prefix + "upstreams/" }
 
 // Name says where configuration lives.
-func (k *KV) Name() string { return "consul-kv:" + k.upstreamsPrefix() }
+func (k *KV) Name() string { return "consul-kv:" + k.prefix }
 
-// Load reads every upstream. A key that does not decode is dropped with a warning, never fatal.
+// Load reads every upstream and snippet. A key that does not decode is dropped with a warning, never fatal.
 func (k *KV) Load(ctx context.Context) (registry.Config, uint64, error) {
-	pairs, meta, err := k.client.KV().List(k.upstreamsPrefix(), (&api.QueryOptions{AllowStale: k.opts.Stale}).WithContext(ctx))
+	pairs, meta, err := k.client.KV().List(k.prefix, (&api.QueryOptions{AllowStale: k.opts.Stale}).WithContext(ctx))
 	if err != nil {
 		k.status.fail(err)
 		return registry.Config{}, 0, err
@@ -54,15 +57,21 @@ func (k *KV) Load(ctx context.Context) (registry.Config, uint64, error) {
 	return cfg, 0, nil
 }
 
-// decode turns KV pairs into configuration and remembers their modify indexes.
+// decode turns KV pairs into configuration and remembers their modify indexes. Keys outside the upstreams
+// and lua folders are not ours and are ignored.
 func (k *KV) decode(pairs api.KVPairs) registry.Config {
 	cfg := registry.Config{Upstreams: map[string]registry.Upstream{}}
 	indexes := map[string]uint64{}
 	var warnings []registry.Warning
+	var luaPairs api.KVPairs
 	for _, p := range pairs {
-		name := strings.TrimPrefix(p.Key, k.upstreamsPrefix())
-		if name == "" || strings.Contains(name, "/") {
-			continue // the folder itself, or something nested we do not own
+		if strings.HasPrefix(p.Key, k.luaPrefix()) {
+			luaPairs = append(luaPairs, p)
+			continue
+		}
+		name, ok := strings.CutPrefix(p.Key, k.upstreamsPrefix())
+		if !ok || name == "" || strings.Contains(name, "/") {
+			continue // the folder itself, something nested, or not an upstream
 		}
 		indexes[name] = p.ModifyIndex
 		u, err := slardar.Decode(name, p.Value, nil)
@@ -76,19 +85,21 @@ func (k *KV) decode(pairs api.KVPairs) registry.Config {
 		}
 		cfg.Upstreams[name] = u
 	}
+	snippets, luaIndexes, luaWarnings := k.decodeSnippets(luaPairs)
+	cfg.Snippets = snippets
 	k.mu.Lock()
-	k.indexes, k.warnings = indexes, warnings
+	k.indexes, k.luaIndexes, k.warnings = indexes, luaIndexes, append(warnings, luaWarnings...)
 	k.mu.Unlock()
 	return cfg
 }
 
-// Save writes the changed upstreams in one transaction, each with check-and-set on the modify index we
-// last saw: if anyone else changed a key since, nothing is written and the caller gets a conflict.
-func (k *KV) Save(ctx context.Context, next registry.Config, changed []string, _ uint64) error {
+// Save writes the changed upstreams and snippets in one transaction, each with check-and-set on the modify
+// index we last saw: if anyone else changed a key since, nothing is written and the caller gets a conflict.
+func (k *KV) Save(ctx context.Context, next registry.Config, c registry.Change) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var ops api.TxnOps
-	for _, name := range changed {
+	for _, name := range c.Upstreams {
 		key := k.upstreamsPrefix() + name
 		u, ok := next.Upstreams[name]
 		if !ok {
@@ -101,6 +112,11 @@ func (k *KV) Save(ctx context.Context, next registry.Config, changed []string, _
 		}
 		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: key, Value: value, Index: k.indexes[name]}})
 	}
+	luaOps, err := k.snippetOps(next, c.Snippets)
+	if err != nil {
+		return err
+	}
+	ops = append(ops, luaOps...)
 	ok, resp, _, err := k.client.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return err
@@ -114,15 +130,24 @@ func (k *KV) Save(ctx context.Context, next registry.Config, changed []string, _
 			strings.Join(msgs, "; "))}
 	}
 	for _, r := range resp.Results {
-		if r.KV != nil {
-			name := strings.TrimPrefix(r.KV.Key, k.upstreamsPrefix())
-			k.indexes[name] = r.KV.ModifyIndex
-			k.lastWrite = max(k.lastWrite, r.KV.ModifyIndex)
+		if r.KV == nil {
+			continue
+		}
+		k.lastWrite = max(k.lastWrite, r.KV.ModifyIndex)
+		if name, ok := strings.CutPrefix(r.KV.Key, k.luaPrefix()); ok {
+			k.luaIndexes[name] = r.KV.ModifyIndex
+		} else {
+			k.indexes[strings.TrimPrefix(r.KV.Key, k.upstreamsPrefix())] = r.KV.ModifyIndex
 		}
 	}
-	for _, name := range changed {
+	for _, name := range c.Upstreams {
 		if _, ok := next.Upstreams[name]; !ok {
 			delete(k.indexes, name)
+		}
+	}
+	for _, name := range c.Snippets {
+		if _, ok := next.Snippets[name]; !ok {
+			delete(k.luaIndexes, name)
 		}
 	}
 	return nil
@@ -137,10 +162,11 @@ func storedForm(u registry.Upstream) registry.Upstream {
 	return u
 }
 
-// Run watches the upstreams folder and replaces the store's configuration with each new version.
+// Run watches the prefix (upstreams and lua folders) and replaces the store's configuration with each new
+// version.
 func (k *KV) Run(ctx context.Context, store *registry.Store) {
 	blockingQuery(ctx, k.opts, k.status, func(q *api.QueryOptions) (uint64, error) {
-		pairs, meta, err := k.client.KV().List(k.upstreamsPrefix(), q)
+		pairs, meta, err := k.client.KV().List(k.prefix, q)
 		if err != nil {
 			return 0, err
 		}
