@@ -25,7 +25,7 @@ func (f *consulFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "consul-addr", os.Getenv("CONSUL_HTTP_ADDR"), "Consul HTTP address; turns Consul mode on (default $CONSUL_HTTP_ADDR)")
 	fs.StringVar(&f.token, "consul-token", "", "Consul ACL token (default $CONSUL_HTTP_TOKEN)")
 	fs.StringVar(&f.datacenter, "consul-datacenter", "", "Consul datacenter (default: the agent's)")
-	fs.StringVar(&f.prefix, "consul-prefix", "dynup/", "Consul KV prefix: upstreams live at <prefix>upstreams/<name>")
+	fs.StringVar(&f.prefix, "consul-prefix", "dynup/", "Consul KV prefix: upstreams live at <prefix>upstreams/<name>, Lua snippets at <prefix>lua/<name>")
 	fs.StringVar(&f.tag, "consul-service-tag", "", "only services with this tag become upstreams (default: every service but consul)")
 	fs.BoolVar(&f.stale, "consul-stale", false, "allow stale reads from any Consul server (faster, may lag the leader)")
 }
