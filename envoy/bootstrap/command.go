@@ -68,7 +68,7 @@ func newFlagSet() (*flag.FlagSet, *Config) {
 	fs.StringVar(&c.Zone, "zone", "", "node.locality.zone: dynup sends this zone's servers first, other zones' as failover (default: no zone)")
 	fs.StringVar(&c.XDSAddress, "xds-address", DefaultXDSAddress, "`host:port` of dynup's xDS (ADS and LRS) listener: an IP address, or a name resolved by DNS")
 	fs.StringVar(&c.AdminAddress, "admin-address", DefaultAdminAddress, "`ip:port` of Envoy's admin API; it has no authentication, so keep it on loopback")
-	fs.BoolVar(&c.Delta, "delta", false, "use delta xDS (api_type DELTA_GRPC) for ADS; only when dynup serves delta xDS")
+	fs.BoolVar(&c.Delta, "delta", false, "use incremental (delta) xDS for ADS (api_type DELTA_GRPC): dynup then sends only the resources that changed")
 	return fs, c
 }
 

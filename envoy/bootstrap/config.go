@@ -35,7 +35,7 @@ type Config struct {
 	Zone         string // node.locality.zone: dynup sends this zone's servers first; empty for none
 	XDSAddress   string // host:port of dynup's xDS listener; a host name is resolved by DNS
 	AdminAddress string // ip:port of Envoy's admin listener
-	Delta        bool   // DELTA_GRPC instead of GRPC for ADS, for when dynup serves delta xDS
+	Delta        bool   // DELTA_GRPC instead of GRPC for ADS: incremental xDS, only changed resources sent
 }
 
 // Args are the `dynup bootstrap` flags that produce c; every generated file records them in its header.

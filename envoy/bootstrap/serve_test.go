@@ -96,6 +96,42 @@ func TestADSAndLRSReachDynup(t *testing.T) {
 		}
 	})
 
+	// --delta bootstraps use incremental xDS on the same cluster: dynup must answer it the same way.
+	t.Run("delta ADS", func(t *testing.T) {
+		var out bytes.Buffer
+		if code := Command([]string{"--node-id", "serve-test-delta", "--zone", "zone-a", "--xds-address", d.XDSAddr, "--delta"}, &out, &bytes.Buffer{}); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		db, err := Parse(out.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ads := db.GetDynamicResources().GetAdsConfig()
+		if ads.GetApiType() != core.ApiConfigSource_DELTA_GRPC {
+			t.Fatalf("--delta: api_type %v", ads.GetApiType())
+		}
+		dcc := dialCluster(t, db, ads.GetGrpcServices()[0].GetEnvoyGrpc().GetClusterName())
+		stream, err := discovery.NewAggregatedDiscoveryServiceClient(dcc).DeltaAggregatedResources(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream.CloseSend()
+		if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: db.GetNode(), TypeUrl: resource.ListenerType}); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("dynup does not answer delta ADS, which --delta bootstraps use: %v", err)
+		}
+		var names []string
+		for _, r := range resp.GetResources() {
+			names = append(names, r.GetName())
+		}
+		if !slices.Equal(names, []string{translate.HTTPListenerName}) {
+			t.Errorf("delta listeners %v, want [%s]", names, translate.HTTPListenerName)
+		}
+	})
+
 	t.Run("LRS", func(t *testing.T) {
 		lrsCluster := b.GetClusterManager().GetLoadStatsConfig().GetGrpcServices()[0].GetEnvoyGrpc().GetClusterName()
 		lcc := dialCluster(t, b, lrsCluster)
