@@ -80,6 +80,7 @@ func (u *Upstream) Validate() error {
 		func() error { return validateRetryLimit(u.Connection, u.Retry) },
 		func() error { return u.HealthCheck.validate() },
 		func() error { return u.Passive.validate() },
+		func() error { return validateServersPassive(u.Servers) },
 		func() error { return validateRoutes(u.Routes) },
 	}
 	for _, check := range checks {

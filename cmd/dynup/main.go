@@ -34,6 +34,7 @@ type config struct {
 	logFormat    string
 	logLevel     string
 	consul       consulFlags
+	health       healthFlags
 }
 
 func parseFlags(args []string) (config, error) {
@@ -48,6 +49,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	c.consul.register(fs)
+	c.health.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: dynup [flags]\n       dynup bootstrap --help   (print an Envoy bootstrap for dynup)\n\nServes upstreams from the admin API and the local store (or Consul) over xDS (ADS).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -115,6 +117,10 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 
 	tracker := nodes.NewTracker(ro, log)
 	grpcServer := serve.NewGRPCServer(ctx, pub.Cache(), tracker)
+	health, err := setupHealth(ctx, c.health, store, grpcServer, log)
+	if err != nil {
+		return err
+	}
 	xdsLis, err := net.Listen("tcp", c.xdsAddr)
 	if err != nil {
 		return fmt.Errorf("xds listener: %w", err)
@@ -125,7 +131,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	admin := &http.Server{
-		Handler: adminapi.New(adminapi.Deps{Store: store, Publisher: pub, Nodes: tracker, Rollout: ro, Sources: srcs,
+		Handler: adminapi.New(adminapi.Deps{Store: store, Publisher: pub, Nodes: tracker, Rollout: ro, Sources: srcs, Health: health,
 			Log: log, MaxBodyBytes: c.maxBody}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

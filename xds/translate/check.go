@@ -122,7 +122,7 @@ func Check(r *Resources) error {
 			}
 		}
 	}
-	return nil
+	return checkPerFilterConfig(r)
 }
 
 func checkRouteConfiguration(rc *route.RouteConfiguration, clusters map[string]bool) error {

@@ -13,8 +13,9 @@ import (
 // The seed's proxy_connect_timeout.
 const defaultConnectTimeout = 3 * time.Second
 
-// buildCluster is the upstream's cluster: balancing, connection limits and, for Envoy, connect timeout and
-// upstream protocol. gRPC nodes get only what gRPC reads; the rest would look like settings that apply.
+// buildCluster is the upstream's cluster: balancing, connection limits, health and, for Envoy, connect
+// timeout, upstream protocol and load reporting. gRPC nodes get only what gRPC reads; the rest would look
+// like settings that apply.
 func buildCluster(u *registry.Upstream, g Group) *cluster.Cluster {
 	c := &cluster.Cluster{
 		Name:                 u.Name,
@@ -26,7 +27,9 @@ func buildCluster(u *registry.Upstream, g Group) *cluster.Cluster {
 		CircuitBreakers: circuitBreakers(u, g.Kind),
 	}
 	applyBalancing(c, u.LB, g.Kind)
+	applyRingSize(c, u, g)
 	if g.Kind == KindGRPC {
+		c.OutlierDetection = grpcOutlierDetection(u, g)
 		return c
 	}
 	var connect *registry.Duration
@@ -34,7 +37,21 @@ func buildCluster(u *registry.Upstream, g Group) *cluster.Cluster {
 		connect = u.Timeouts.Connect
 	}
 	c.ConnectTimeout = durationpb.New(connect.Or(defaultConnectTimeout))
-	c.TypedExtensionProtocolOptions = upstreamProtocolOptions(u.Connection)
+	check, checked := envoyCheck(u, g.Kind)
+	if checked {
+		c.HealthChecks = healthChecks(check)
+	}
+	c.TypedExtensionProtocolOptions = upstreamProtocolOptions(connectionForCheck(u, check, checked))
+	c.OutlierDetection = envoyOutlierDetection(u)
+	commonLbConfig(c, u)
+	// Envoy reports load (per endpoint, as dynup's LRS answer asks) to the server its clusters came from;
+	// dynup's failure tracker counts the errors across the fleet. Envoy reads the LRS server from its
+	// bootstrap today (cluster_manager.load_stats_config, which dynup's bootstraps set); this field says
+	// the same per cluster for clients that read it.
+	c.LrsServer = &core.ConfigSource{
+		ResourceApiVersion:    core.ApiVersion_V3,
+		ConfigSourceSpecifier: &core.ConfigSource_Self{Self: &core.SelfConfigSource{}},
+	}
 	return c
 }
 

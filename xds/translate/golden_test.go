@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
+	"github.com/dynup/dynup/luafilters"
 	"github.com/dynup/dynup/registry"
 )
 
@@ -24,6 +25,8 @@ type goldenCase struct {
 	Group     Group               `json:"group"`
 	Options   *Options            `json:"options,omitempty"`
 	Upstreams []registry.Upstream `json:"upstreams"`
+	// Snippets are active Lua snippets; md5 and entry_points are filled in (and the source validated).
+	Snippets []registry.ActiveSnippet `json:"snippets,omitempty"`
 }
 
 // TestGolden translates every testdata/*.in.yaml and compares with the .golden.yaml beside it.
@@ -71,11 +74,19 @@ func loadCase(t *testing.T, path string) (*registry.State, Group, Options) {
 			t.Fatalf("%s: upstream %d: %v", path, i, err)
 		}
 	}
+	for i := range c.Snippets {
+		sn := &c.Snippets[i]
+		entry, err := luafilters.EntryPoints(sn.Source, luafilters.DefaultLimits())
+		if err != nil {
+			t.Fatalf("%s: snippet %s: %v", path, sn.Name, err)
+		}
+		sn.MD5, sn.EntryPoints = registry.SourceMD5(sn.Source), entry
+	}
 	opts := DefaultOptions()
 	if c.Options != nil {
 		opts = *c.Options
 	}
-	return &registry.State{Upstreams: c.Upstreams}, c.Group, opts
+	return &registry.State{Upstreams: c.Upstreams, Snippets: c.Snippets}, c.Group, opts
 }
 
 func renderGolden(t *testing.T, st *registry.State, g Group, opts Options) []byte {

@@ -25,7 +25,8 @@ func buildHTTPListener(opts Options) *listener.Listener {
 			ConfigSource:    adsConfigSource(),
 			RouteConfigName: HTTPRouteName,
 		}},
-		HttpFilters: []*hcm.HttpFilter{routerFilter()},
+		// Lua before the router, off unless a virtual host turns it on (lua.go).
+		HttpFilters: []*hcm.HttpFilter{luaFilter(), routerFilter()},
 		// Slardar matched $host without its port.
 		StripPortMode: &hcm.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true},
 		// nginx's X-Forwarded-For behaviour: Envoy is the edge and appends the client address.

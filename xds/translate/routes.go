@@ -68,8 +68,9 @@ func buildVirtualHosts(ups []*registry.Upstream, _ Group) []*virtualHost {
 
 // buildRouteConfiguration is Envoy's shared route table. Hosts arrive with any port; the HTTP connection
 // manager strips it, and "domain:*" also matches where a port survives (e.g. a route table reused elsewhere).
-// The default upstream's "*" is Envoy's catch-all: it matches only what no other domain matches.
-func buildRouteConfiguration(name string, hosts []*virtualHost, g Group) *route.RouteConfiguration {
+// The default upstream's "*" is Envoy's catch-all: it matches only what no other domain matches. Each host
+// carries the Lua snippets that apply to it (lua.go).
+func buildRouteConfiguration(name string, hosts []*virtualHost, snippets []registry.ActiveSnippet, g Group) *route.RouteConfiguration {
 	rc := &route.RouteConfiguration{Name: name}
 	for _, vh := range hosts {
 		var domains []string
@@ -79,7 +80,9 @@ func buildRouteConfiguration(name string, hosts []*virtualHost, g Group) *route.
 				domains = append(domains, d+":*")
 			}
 		}
-		rc.VirtualHosts = append(rc.VirtualHosts, envoyVirtualHost(vh, domains, g))
+		evh := envoyVirtualHost(vh, domains, g)
+		evh.TypedPerFilterConfig = luaPerHost(vh, snippets)
+		rc.VirtualHosts = append(rc.VirtualHosts, evh)
 	}
 	return rc
 }

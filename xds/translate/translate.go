@@ -61,10 +61,10 @@ func Translate(st *registry.State, g Group, opts Options) (*Resources, error) {
 	}
 	hosts := buildVirtualHosts(served, g)
 	switch g.Kind {
-	case KindGRPC:
+	case KindGRPC: // never Lua: gRPC clients have no such filter and would reject the configuration
 		res.Listeners = buildAPIListeners(hosts, g)
 	default:
-		res.Routes = []*route.RouteConfiguration{buildRouteConfiguration(HTTPRouteName, hosts, g)}
+		res.Routes = []*route.RouteConfiguration{buildRouteConfiguration(HTTPRouteName, hosts, st.Snippets, g)}
 		res.Listeners = []*listener.Listener{buildHTTPListener(opts)}
 	}
 	sort.Slice(res.Listeners, func(i, j int) bool { return res.Listeners[i].Name < res.Listeners[j].Name })
