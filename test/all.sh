@@ -20,6 +20,12 @@ else
   echo "Consul build failed: the Consul tests will be skipped" >&2
 fi
 
+step "Chromium and ChromeDriver for the dashboard test (Debian's chromium, chromium-driver)"
+if ! bash test/install-chromium.sh; then
+  [ "${CI:-}" = "true" ] && { echo "Chromium install failed; in CI that is a failure" >&2; exit 1; }
+  echo "Chromium install failed: the dashboard browser test will be skipped" >&2
+fi
+
 step "gofmt and go vet"
 unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"
 if [ -n "$unformatted" ]; then
