@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -95,8 +96,9 @@ func (h *upstreamHandlers) put(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
-	if len(u.Servers) == 0 {
-		fail(c, http.StatusBadRequest, "servers", "can not update empty level: an upstream needs at least one server")
+	if len(u.Servers) == 0 && !h.discovered(name) {
+		fail(c, http.StatusBadRequest, "servers", "can not update empty level: an upstream needs at least one server "+
+			"(in Consul mode its servers may instead come from the catalog service of the same name)")
 		return
 	}
 	st, err := h.Store.PutUpstream(c.Request.Context(), u, "admin")
@@ -109,6 +111,22 @@ func (h *upstreamHandlers) put(c *gin.Context) {
 		text = "success" // dyups' answer
 	}
 	h.accepted(c, st, text)
+}
+
+// discovered tells whether service discovery gives the upstream servers, so that options alone (for a
+// Consul service, say) make a useful upstream.
+func (h *upstreamHandlers) discovered(name string) bool {
+	u, ok := h.Store.State().Upstream(name)
+	if !ok {
+		return false
+	}
+	stored, _ := h.Store.Upstream(name)
+	for _, s := range u.Servers {
+		if !slices.ContainsFunc(stored.Servers, func(t registry.Server) bool { return t.Host == s.Host && t.Port == s.Port }) {
+			return true
+		}
+	}
+	return false
 }
 
 // DELETE /upstream/{name}

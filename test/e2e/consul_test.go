@@ -98,6 +98,15 @@ func TestConsulKVOptionsApplyLive(t *testing.T) {
 	// The new domain is served too: a client dialling it reaches the catalog's server.
 	other := harness.XDSClient(t, d.XDSAddr, "img.example.com", harness.ClientNode{ID: "client-2"})
 	waitReachesOnly(t, other, "A")
+
+	// Options alone are enough over the admin API too when the catalog gives the servers; not otherwise.
+	if code, body := d.Do(t, http.MethodPost, "/upstream/imgprocess", `{"lb":{"policy":"least_request"}}`); code != http.StatusOK {
+		t.Fatalf("options-only POST for a catalog service: %d %s", code, body)
+	}
+	if code, body := d.Do(t, http.MethodPost, "/upstream/nosuchservice", `{"lb":{"policy":"least_request"}}`); code != http.StatusBadRequest {
+		t.Fatalf("options-only POST without any servers: %d %s, want 400", code, body)
+	}
+	waitReachesOnly(t, cc, "A")
 }
 
 // 4. An admin POST in Consul mode lands in KV; a write based on an outdated read gets 409 and writes nothing.
