@@ -35,8 +35,9 @@ COPY --from=build /out/dynup /usr/local/bin/dynup
 COPY --from=build --chown=65532:65532 /out/data /var/lib/dynup
 USER 65532:65532
 VOLUME /var/lib/dynup
-# Admin API and xDS. Inside a container they must listen on all interfaces to be reachable at all: publish
-# the admin port on the host's loopback only (docker-compose.yml does), as the admin API has no auth yet.
+# Admin API and xDS. Inside a container they must listen on all interfaces to be reachable at all, so the
+# admin API needs a token: docker run -e DYNUP_ADMIN_TOKEN=$(openssl rand -hex 16) … (dynup refuses to start
+# without one). docker-compose.yml instead publishes the admin port on the host's loopback only.
 EXPOSE 1995 18000
 ENTRYPOINT ["/usr/local/bin/dynup"]
 CMD ["--admin-addr", "0.0.0.0:1995", "--xds-addr", "0.0.0.0:18000", "--data-dir", "/var/lib/dynup"]

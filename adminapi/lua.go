@@ -56,7 +56,7 @@ func registerLua(r gin.IRouter, d Deps) {
 	// activated, dry runs execute code inside dynup, and the sources may hold secrets. The admin API's
 	// authentication must guard this whole group with its strongest permission (add the middleware with
 	// lua.Use(...)), not only the writes.
-	lua := r.Group("/lua")
+	lua := r.Group("/lua", BodyLimit(MaxSnippetBodyBytes))
 	lua.GET("", h.list)
 	lua.PUT("", h.activateAll)
 	lua.GET("/:name", h.get)

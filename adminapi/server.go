@@ -29,6 +29,10 @@ type Deps struct {
 	// Each feature keeps its own dependencies next to its handlers (lua.go, health.go).
 	Lua    LuaDeps
 	Health HealthDeps
+	// Auth says who may call the API (auth.go); the zero value is open, which is safe on loopback only.
+	Auth AuthConfig
+	// Limits bound request bodies and concurrent writes (limits.go); zero values take the defaults.
+	Limits Limits
 }
 
 // DefaultMaxBodyBytes fits ten thousand servers in Slardar's JSON with room to spare.
@@ -42,7 +46,15 @@ func New(d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(gin.Recovery(), requestLog(d.Log))
+	if d.Auth.Audit == nil {
+		d.Auth.Audit = d.Log
+	}
+	if d.Limits.MaxBodyBytes <= 0 {
+		d.Limits.MaxBodyBytes = d.MaxBodyBytes
+	}
+	// Authentication first: a refused request takes no write slot and no handler sees it. Guard also
+	// writes the audit line of every write (it replaces the old request log).
+	r.Use(gin.Recovery(), Guard(d.Auth), Limit(d.Limits))
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "", "no such endpoint: "+c.Request.URL.Path) })
 	r.NoMethod(func(c *gin.Context) {
 		fail(c, http.StatusMethodNotAllowed, "", c.Request.Method+" is not allowed on "+c.Request.URL.Path)
@@ -73,13 +85,4 @@ func New(d Deps) http.Handler {
 	registerHealth(r, d)
 	registerDashboard(r)
 	return r
-}
-
-func requestLog(log *slog.Logger) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		c.Next()
-		if log != nil && c.Request.Method != http.MethodGet {
-			log.Info("admin request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status())
-		}
-	}
 }

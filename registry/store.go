@@ -119,6 +119,9 @@ func (s *Store) PutUpstream(ctx context.Context, u Upstream, source string) (*St
 		if err := domainConflict(cfg, &u); err != nil {
 			return Change{}, err
 		}
+		if err := CheckConfigLimits(cfg, &u); err != nil {
+			return Change{}, err
+		}
 		cfg.Upstreams[u.Name] = u
 		return Change{Upstreams: []string{u.Name}}, nil
 	})

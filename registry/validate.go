@@ -82,6 +82,7 @@ func (u *Upstream) Validate() error {
 		func() error { return u.Passive.validate() },
 		func() error { return validateServersPassive(u.Servers) },
 		func() error { return validateRoutes(u.Routes) },
+		u.CheckLimits, // limits.go
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {

@@ -39,3 +39,4 @@ step "go test -race"
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 go test -race -count=1 -timeout 30m "${pkgs[@]}"
+[ $# -gt 0 ] || { step "fuzzing (${FUZZTIME:-10s} per target)"; bash test/fuzz.sh; }

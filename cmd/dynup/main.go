@@ -34,6 +34,7 @@ type config struct {
 	logFormat    string
 	logLevel     string
 	consul       consulFlags
+	security     securityFlags
 	health       healthFlags
 }
 
@@ -49,6 +50,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	c.consul.register(fs)
+	c.security.register(fs)
 	c.health.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: dynup [flags]\n       dynup bootstrap --help   (print an Envoy bootstrap for dynup)\n\nServes upstreams from the admin API and the local store (or Consul) over xDS (ADS).\n\nFlags:\n")
@@ -58,7 +60,13 @@ func parseFlags(args []string) (config, error) {
 		return c, err
 	}
 	if c.listenerPort == 0 || c.listenerPort > 65535 {
-		return c, fmt.Errorf("--http-listener-port %d is not a port", c.listenerPort)
+		err := fmt.Errorf("--http-listener-port %d is not a port", c.listenerPort)
+		fmt.Fprintln(fs.Output(), err) // main exits 2 without printing errors that are not the flag package's
+		return c, err
+	}
+	if err := c.security.check(c.adminAddr); err != nil {
+		fmt.Fprintln(fs.Output(), err)
+		return c, err
 	}
 	return c, nil
 }
@@ -116,7 +124,15 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	go pub.Run(states)
 
 	tracker := nodes.NewTracker(ro, log)
-	grpcServer := serve.NewGRPCServer(ctx, pub.Cache(), tracker)
+	xdsOpts, err := c.security.xdsServerOptions(log)
+	if err != nil {
+		return err
+	}
+	adminTLS, err := c.security.adminTLS(log)
+	if err != nil {
+		return err
+	}
+	grpcServer := serve.NewGRPCServer(ctx, pub.Cache(), tracker, xdsOpts...)
 	health, err := setupHealth(ctx, c.health, store, grpcServer, log)
 	if err != nil {
 		return err
@@ -130,17 +146,14 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		xdsLis.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	admin := &http.Server{
-		Handler: adminapi.New(adminapi.Deps{Store: store, Publisher: pub, Nodes: tracker, Rollout: ro, Sources: srcs, Health: health,
-			Log: log, MaxBodyBytes: c.maxBody}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-	}
+	admin := newAdminServer(adminapi.New(adminapi.Deps{Store: store, Publisher: pub, Nodes: tracker, Rollout: ro, Sources: srcs, Health: health,
+		Log: log, MaxBodyBytes: c.maxBody, Auth: c.security.adminAuth(log)}), adminTLS)
 
 	errs := make(chan error, 2)
 	go func() { errs <- grpcServer.Serve(xdsLis) }()
-	go func() { errs <- admin.Serve(adminLis) }()
+	go func() { errs <- c.security.serveAdmin(admin, adminLis) }()
 	log.Info("listening", "admin", adminLis.Addr().String(), "xds", xdsLis.Addr().String(),
+		"admin_auth", len(c.security.tokens) > 0, "admin_tls", adminTLS != nil, "xds_tls", c.security.xdsTLSCert != "",
 		"store", store.BackendName(), "revision", store.State().Revision, "version", store.State().Hash)
 
 	select {

@@ -186,6 +186,11 @@ func servicesFromEntries(entries []*api.ServiceEntry) (registry.DiscoveredServic
 	var skipped []string
 	seen := map[netip.AddrPort]bool{}
 	for _, e := range entries {
+		if e == nil || e.Service == nil || e.Node == nil {
+			// Consul always sends both; a proxy or a future version that does not must not crash the watch.
+			skipped = append(skipped, "an entry without its node or service")
+			continue
+		}
 		s := e.Service
 		status := e.Checks.AggregatedStatus()
 		if status != api.HealthPassing && status != api.HealthWarning {

@@ -1,0 +1,66 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// BenchmarkPutUpstreamEndpoint measures the store's share of a one-endpoint change with 10,000 upstreams of
+// 10 servers each: validation, the file backend's save (marshal, fsync, rename) and building the new state.
+func BenchmarkPutUpstreamEndpoint(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("upstreams=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			backend, err := NewFileBackend(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := Config{Upstreams: map[string]Upstream{}}
+			for i := 0; i < n; i++ {
+				u := Upstream{Name: fmt.Sprintf("svc-%05d", i)}
+				for j := 0; j < 10; j++ {
+					u.Servers = append(u.Servers, Server{Host: fmt.Sprintf("10.%d.%d.%d", i/250%250, i%250, j+1), Port: 8080})
+				}
+				cfg.Upstreams[u.Name] = u
+			}
+			s, err := NewStore(ctx, backend)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.ReplaceConfig(cfg, "bench", nil, nil) // the next write saves all of it
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				u, _ := s.Upstream("svc-00000")
+				u.Servers = append([]Server(nil), u.Servers...)
+				u.Servers[0].Port = 9000 + i%1000
+				if _, err := s.PutUpstream(ctx, u, "admin"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBuildState measures building a State from 10,000 upstreams (merge, health, content hash), which
+// every accepted change does.
+func BenchmarkBuildState(b *testing.B) {
+	cfg := Config{Upstreams: map[string]Upstream{}}
+	for i := 0; i < 10000; i++ {
+		u := Upstream{Name: fmt.Sprintf("svc-%05d", i)}
+		for j := 0; j < 10; j++ {
+			u.Servers = append(u.Servers, Server{Host: fmt.Sprintf("10.%d.%d.%d", i/250%250, i%250, j+1), Port: 8080})
+		}
+		cfg.Upstreams[u.Name] = u
+	}
+	s, err := NewStore(context.Background(), &FileBackend{path: b.TempDir() + "/dynup.json"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.ReplaceConfig(cfg, "bench", nil, nil)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		s.build(uint64(i), Change{})
+	}
+}
