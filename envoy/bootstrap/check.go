@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -14,6 +15,7 @@ import (
 
 	// Every typed_config in the bootstrap must resolve: protojson looks Any types up in the global registry,
 	// which only knows the packages linked in.
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
@@ -44,6 +46,9 @@ func Check(b *bootstrapv3.Bootstrap) error {
 	static := map[string]bool{}
 	for _, c := range b.GetStaticResources().GetClusters() {
 		static[c.GetName()] = true
+		if err := checkTLS(c.GetTransportSocket()); err != nil {
+			return fmt.Errorf("cluster %q transport_socket: %w", c.GetName(), err)
+		}
 	}
 	dr := b.GetDynamicResources()
 	ads := dr.GetAdsConfig()
@@ -84,6 +89,31 @@ func checkSource(path string, s *core.ApiConfigSource, static map[string]bool) e
 		if !static[name] {
 			return fmt.Errorf("%s names cluster %q, which is not a static cluster", path, name)
 		}
+	}
+	return nil
+}
+
+// checkTLS accepts no transport socket (plaintext) or a TLS one that can reach dynup and verifies it:
+// h2 by ALPN (dynup's gRPC server refuses TLS without it), a CA to check dynup's certificate against, and a
+// name that certificate must have.
+func checkTLS(ts *core.TransportSocket) error {
+	if ts == nil {
+		return nil
+	}
+	var tc tlsv3.UpstreamTlsContext
+	if ts.GetName() != "envoy.transport_sockets.tls" || ts.GetTypedConfig().UnmarshalTo(&tc) != nil {
+		return fmt.Errorf("%s (%s): want envoy.transport_sockets.tls with an UpstreamTlsContext", ts.GetName(), ts.GetTypedConfig().GetTypeUrl())
+	}
+	common := tc.GetCommonTlsContext()
+	if !slices.Contains(common.GetAlpnProtocols(), "h2") {
+		return errors.New("alpn_protocols lacks h2: dynup's gRPC server refuses TLS connections that do not negotiate HTTP/2")
+	}
+	vc := common.GetValidationContext()
+	if vc.GetTrustedCa() == nil {
+		return errors.New("no validation_context.trusted_ca: Envoy would not verify dynup's certificate")
+	}
+	if len(vc.GetMatchTypedSubjectAltNames()) == 0 {
+		return errors.New("no validation_context.match_typed_subject_alt_names: any certificate of the CA would pass for dynup")
 	}
 	return nil
 }

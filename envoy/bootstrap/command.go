@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 )
 
@@ -45,6 +46,11 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	if host, _, _ := net.SplitHostPort(c.AdminAddress); !net.ParseIP(host).IsLoopback() {
 		fmt.Fprintf(stderr, "warning: --admin-address %s: Envoy's admin API has no authentication and is reachable from other hosts\n", c.AdminAddress)
 	}
+	for _, f := range []struct{ flag, path string }{{"--xds-tls-ca", c.TLSCA}, {"--xds-tls-cert", c.TLSCert}, {"--xds-tls-key", c.TLSKey}} {
+		if f.path != "" && !filepath.IsAbs(f.path) {
+			fmt.Fprintf(stderr, "warning: %s %s is a relative path: Envoy reads it from the directory it is started in\n", f.flag, f.path)
+		}
+	}
 	if _, err := stdout.Write(out); err != nil {
 		fmt.Fprintln(stderr, "dynup bootstrap:", err)
 		return 1
@@ -69,6 +75,10 @@ func newFlagSet() (*flag.FlagSet, *Config) {
 	fs.StringVar(&c.XDSAddress, "xds-address", DefaultXDSAddress, "`host:port` of dynup's xDS (ADS and LRS) listener: an IP address, or a name resolved by DNS")
 	fs.StringVar(&c.AdminAddress, "admin-address", DefaultAdminAddress, "`ip:port` of Envoy's admin API; it has no authentication, so keep it on loopback")
 	fs.BoolVar(&c.Delta, "delta", false, "use incremental (delta) xDS for ADS (api_type DELTA_GRPC): dynup then sends only the resources that changed")
+	fs.StringVar(&c.TLSCA, "xds-tls-ca", "", "`file` (PEM) with the CA that signed dynup's --xds-tls-cert: connect to dynup over TLS and verify it (default: plaintext)")
+	fs.StringVar(&c.TLSSNI, "xds-tls-sni", "", "`name` sent as SNI and required in dynup's certificate (default: the host of --xds-address if it is a name; for an IP address, that address is required, with no SNI)")
+	fs.StringVar(&c.TLSCert, "xds-tls-cert", "", "`file` (PEM) with Envoy's client certificate (chain), for a dynup with --xds-client-ca (mTLS); needs --xds-tls-key and --xds-tls-ca")
+	fs.StringVar(&c.TLSKey, "xds-tls-key", "", "`file` (PEM) with the private key of --xds-tls-cert")
 	return fs, c
 }
 

@@ -52,6 +52,14 @@ func TestBadFlagsExit2WithReason(t *testing.T) {
 		{append(base, "--zone", "zone a"), "--zone"},
 		{[]string{"--node-id", "e\n1"}, "--node-id"},
 		{append(base, "--delta=maybe"), "invalid boolean value"},
+		// TLS flags that would give a half-configured transport socket.
+		{append(base, "--xds-tls-ca", "/ca.pem", "--xds-tls-cert", "/e.pem"), "--xds-tls-cert needs --xds-tls-key"},
+		{append(base, "--xds-tls-ca", "/ca.pem", "--xds-tls-key", "/e-key.pem"), "--xds-tls-key needs --xds-tls-cert"},
+		{append(base, "--xds-tls-cert", "/e.pem", "--xds-tls-key", "/e-key.pem"), "--xds-tls-cert needs --xds-tls-ca"},
+		{append(base, "--xds-tls-sni", "dynup.internal"), "--xds-tls-sni needs --xds-tls-ca"},
+		{append(base, "--xds-tls-ca", "/ca.pem", "--xds-tls-sni", "10.0.0.5"), "an IP address is not a server name"},
+		{append(base, "--xds-tls-ca", "/ca.pem", "--xds-tls-sni", "*.example.com"), `--xds-tls-sni "*.example.com": not a host name`},
+		{append(base, "--xds-tls-ca", "/ca\n.pem"), "--xds-tls-ca"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := Command(tc.args, &stdout, &stderr)
@@ -76,5 +84,22 @@ func TestNonLoopbackAdminWarns(t *testing.T) {
 	Command([]string{"--node-id", "e1"}, &stdout, &stderr)
 	if stderr.Len() != 0 {
 		t.Errorf("default admin address warned: %q", stderr.String())
+	}
+}
+
+// A relative path works only if Envoy starts in the right directory: say so, and print the file anyway.
+func TestRelativeTLSPathsWarn(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"--node-id", "e1", "--xds-tls-ca", "tls/ca.pem", "--xds-tls-cert", "/tls/e.pem", "--xds-tls-key", "e-key.pem"}
+	if code := Command(args, &stdout, &stderr); code != 0 || stdout.Len() == 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"warning: --xds-tls-ca tls/ca.pem is a relative path", "warning: --xds-tls-key e-key.pem is a relative path"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr %q lacks %q", stderr.String(), want)
+		}
+	}
+	if strings.Contains(stderr.String(), "--xds-tls-cert") {
+		t.Errorf("an absolute path warned: %q", stderr.String())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 	"unicode"
 )
 
@@ -36,6 +37,14 @@ type Config struct {
 	XDSAddress   string // host:port of dynup's xDS listener; a host name is resolved by DNS
 	AdminAddress string // ip:port of Envoy's admin listener
 	Delta        bool   // DELTA_GRPC instead of GRPC for ADS: incremental xDS, only changed resources sent
+
+	// TLS to dynup's xDS port, matching dynup's --xds-tls-cert/--xds-tls-key (and --xds-client-ca for the
+	// client certificate). The paths are where Envoy will read the files; they are not read here, since a
+	// bootstrap is often written on another machine than the Envoy's, or for a container.
+	TLSCA   string // PEM bundle of the CA that signed dynup's xDS certificate; set, it turns TLS on
+	TLSSNI  string // name sent as SNI and required in dynup's certificate; empty: --xds-address's host, if a name
+	TLSCert string // Envoy's client certificate (chain) for dynup's --xds-client-ca; goes with TLSKey
+	TLSKey  string // the private key of TLSCert
 }
 
 // Args are the `dynup bootstrap` flags that produce c; every generated file records them in its header.
@@ -50,6 +59,13 @@ func (c Config) Args() []string {
 	}
 	if c.Delta {
 		args = append(args, "--delta")
+	}
+	for _, f := range []struct{ flag, value string }{
+		{"--xds-tls-ca", c.TLSCA}, {"--xds-tls-sni", c.TLSSNI}, {"--xds-tls-cert", c.TLSCert}, {"--xds-tls-key", c.TLSKey},
+	} {
+		if f.value != "" {
+			args = append(args, f.flag, f.value)
+		}
 	}
 	return args
 }
@@ -80,7 +96,73 @@ func (c Config) Validate() error {
 		// Envoy binds its admin listener to a socket address and never resolves names there.
 		return fmt.Errorf("--admin-address %q: %q is not an IP address", c.AdminAddress, host)
 	}
+	return c.validateTLS()
+}
+
+// validateTLS refuses TLS flags that would give a half-configured transport socket: a certificate without
+// its key, a client certificate or a server name without TLS.
+func (c Config) validateTLS() error {
+	for _, f := range []struct{ flag, value string }{
+		{"--xds-tls-ca", c.TLSCA}, {"--xds-tls-cert", c.TLSCert}, {"--xds-tls-key", c.TLSKey},
+	} {
+		if err := filePath(f.value); err != nil {
+			return fmt.Errorf("%s %q: %w", f.flag, f.value, err)
+		}
+	}
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		return errors.New("--xds-tls-cert needs --xds-tls-key, the private key of Envoy's client certificate")
+	case c.TLSKey != "" && c.TLSCert == "":
+		return errors.New("--xds-tls-key needs --xds-tls-cert, the client certificate it is the key of")
+	case c.TLSCert != "" && c.TLSCA == "":
+		return errors.New("--xds-tls-cert needs --xds-tls-ca: Envoy presents a client certificate only over TLS, " +
+			"which --xds-tls-ca (the CA that signed dynup's --xds-tls-cert) turns on")
+	case c.TLSSNI != "" && c.TLSCA == "":
+		return errors.New("--xds-tls-sni needs --xds-tls-ca: a server name is only sent and checked over TLS, " +
+			"which --xds-tls-ca (the CA that signed dynup's --xds-tls-cert) turns on")
+	}
+	if c.TLSSNI == "" {
+		return nil
+	}
+	if net.ParseIP(c.TLSSNI) != nil {
+		return fmt.Errorf("--xds-tls-sni %q: an IP address is not a server name; leave --xds-tls-sni out to check "+
+			"the IP address of --xds-address in dynup's certificate", c.TLSSNI)
+	}
+	if !dnsName.MatchString(c.TLSSNI) || len(c.TLSSNI) > 253 {
+		return fmt.Errorf("--xds-tls-sni %q: not a host name (a DNS name in dynup's certificate, such as dynup.example.internal)", c.TLSSNI)
+	}
 	return nil
+}
+
+// filePath refuses characters that cannot be in a path Envoy is given in YAML, or only by accident.
+func filePath(s string) error {
+	if len(s) > 4096 {
+		return errors.New("longer than 4096 characters")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return fmt.Errorf("has the character %q", r)
+		}
+	}
+	return nil
+}
+
+// serverIdentity is what Envoy sends as SNI (empty: none) and the subject alternative name it requires in
+// dynup's certificate: --xds-tls-sni, else the host of --xds-address; an IP address is never sent as SNI
+// (RFC 6066) and is matched as an IP address SAN.
+func (c Config) serverIdentity() (sni, sanType, san string) {
+	name := c.TLSSNI
+	if name == "" {
+		host, _, _ := xdsEndpoint(c.XDSAddress)
+		if ip := net.ParseIP(host); ip != nil {
+			return "", "IP_ADDRESS", ip.String()
+		}
+		name = host
+	}
+	// A fully qualified "dynup.internal." resolves like "dynup.internal", but certificates and SNI never
+	// carry the final dot.
+	name = strings.TrimSuffix(name, ".")
+	return name, "DNS", name
 }
 
 // printable rejects characters that have no business in an identifier and would only surprise later

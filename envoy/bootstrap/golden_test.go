@@ -20,14 +20,33 @@ var goldenFiles = map[string][]string{
 	"local-bootstrap.yaml": {"--node-id", "local-envoy", "--group", "local", "--xds-address", "127.0.0.1:18000"},
 }
 
-func TestGoldenFiles(t *testing.T) {
+// goldenVariants are printed bootstraps that no one deploys as they are, kept as golden files in testdata/ so
+// that a change to what they print shows in review.
+var goldenVariants = map[string][]string{
+	// mTLS to dynup by name (dynup --xds-tls-cert/--xds-tls-key/--xds-client-ca), with delta ADS.
+	"mtls.golden.yaml": {"--node-id", "edge-1", "--group", "edge", "--zone", "zone-a", "--xds-address", "dynup.example.internal:18000",
+		"--delta", "--xds-tls-ca", "/etc/envoy/tls/ca.pem", "--xds-tls-cert", "/etc/envoy/tls/envoy.pem", "--xds-tls-key", "/etc/envoy/tls/envoy-key.pem"},
+}
+
+// goldenPaths is every golden file, by its path from this package, with its flags.
+func goldenPaths() map[string][]string {
+	paths := map[string][]string{}
 	for name, args := range goldenFiles {
-		t.Run(name, func(t *testing.T) {
+		paths[filepath.Join("..", name)] = args
+	}
+	for name, args := range goldenVariants {
+		paths[filepath.Join("testdata", name)] = args
+	}
+	return paths
+}
+
+func TestGoldenFiles(t *testing.T) {
+	for path, args := range goldenPaths() {
+		t.Run(filepath.Base(path), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			if code := Command(args, &stdout, &stderr); code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
-			path := filepath.Join("..", name)
 			if *update {
 				if err := os.WriteFile(path, stdout.Bytes(), 0o644); err != nil {
 					t.Fatal(err)
@@ -79,7 +98,7 @@ func TestEveryFileIsGenerated(t *testing.T) {
 
 // The header records the flags; running them again gives the same file.
 func TestHeaderCommandReproducesFile(t *testing.T) {
-	for name, args := range goldenFiles {
+	for name, args := range goldenPaths() {
 		var first bytes.Buffer
 		Command(args, &first, &bytes.Buffer{})
 		var headerArgs []string

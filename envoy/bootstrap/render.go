@@ -23,6 +23,9 @@ type templateData struct {
 	XDSHost, AdminHost string
 	XDSPort, AdminPort int
 	Resolve            bool // the xDS host is a name: a DNS cluster instead of a static one
+	TLS                bool // a TLS transport socket on the xDS cluster (--xds-tls-ca)
+	SNI                string
+	SANType, SAN       string // the subject alternative name dynup's certificate must have
 }
 
 // Render returns the bootstrap YAML for c, or c's first invalid setting.
@@ -34,6 +37,10 @@ func Render(c Config) ([]byte, error) {
 	d.XDSHost, d.XDSPort, _ = xdsEndpoint(c.XDSAddress)
 	d.AdminHost, d.AdminPort, _ = splitPort(c.AdminAddress)
 	d.Resolve = net.ParseIP(d.XDSHost) == nil
+	if c.TLSCA != "" {
+		d.TLS = true
+		d.SNI, d.SANType, d.SAN = c.serverIdentity()
+	}
 	var b strings.Builder
 	if err := bootstrapTemplate.Execute(&b, d); err != nil {
 		return nil, err // only a broken template gets here, and the tests render it
