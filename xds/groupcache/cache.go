@@ -3,187 +3,303 @@ package groupcache
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// Cache implements go-control-plane's cache.Cache over per-group snapshots.
+// Cache implements go-control-plane's cache.Cache over per-group snapshots, for state-of-the-world and
+// incremental (delta) streams alike.
 type Cache struct {
 	groupOf func(*core.Node) string
 	// missing is called (without locks held) when a node's group has no snapshot yet; the owner is expected
 	// to build one and call SetSnapshot. Watches wait until then.
 	missing func(group string, node *core.Node)
 
-	mu        sync.Mutex
-	snapshots map[string]*Snapshot
-	watches   map[string]map[int64]*watch // by group
-	nextID    int64
+	// current, when set, is told that a stream holds a type's newest version without being sent it (see
+	// OnCurrent).
+	current func(req any, typeURL, version string)
+
+	mu     sync.Mutex
+	groups map[string]*group
+	nextID int64
 }
 
+// group is one node group: its snapshot and the watches of its streams, by type in typeOrder.
+type group struct {
+	snap    *Snapshot
+	watches [4 + 1]map[int64]*watch // len(typeOrder)+1: other types share the last
+}
+
+// watch is one stream's open request for one type: state of the world (req, ch) or delta (dreq, dch).
 type watch struct {
-	id  int64
-	req *cache.Request
-	sub cache.Subscription
-	ch  chan cache.Response
+	id      int64
+	typeURL string
+	sub     cache.Subscription
+	// checked is the snapshot this watch was last found up to date with. When a new snapshot replaces it,
+	// only the resources that changed between the two need a look.
+	checked *Snapshot
+
+	req  *cache.Request
+	ch   chan cache.Response
+	dreq *cache.DeltaRequest
+	dch  chan cache.DeltaResponse
 }
 
 var _ cache.Cache = (*Cache)(nil)
 
 // New returns a cache that groups nodes with groupOf and asks missing for snapshots of new groups.
 func New(groupOf func(*core.Node) string, missing func(group string, node *core.Node)) *Cache {
-	return &Cache{groupOf: groupOf, missing: missing, snapshots: map[string]*Snapshot{}, watches: map[string]map[int64]*watch{}}
+	return &Cache{groupOf: groupOf, missing: missing, groups: map[string]*group{}}
 }
 
+// OnCurrent sets f to be told when a stream comes to hold a type's newest version without being sent
+// anything: it subscribes to named resources (as proxyless gRPC clients do), the ones it named did not
+// change, and it had accepted what it was last sent. req is the stream's latest request (a
+// *cache.Request or *cache.DeltaRequest), which the server's callbacks saw too. Without this, rollout
+// tracking would wait forever for such a stream to ACK a version it is never sent. f is called with the
+// cache's lock held and must not call back into the cache. Call OnCurrent before serving.
+func (c *Cache) OnCurrent(f func(req any, typeURL, version string)) { c.current = f }
+
 // Snapshot returns the group's current snapshot.
-func (c *Cache) Snapshot(group string) (*Snapshot, bool) {
+func (c *Cache) Snapshot(name string) (*Snapshot, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, ok := c.snapshots[group]
-	return s, ok
+	if g := c.groups[name]; g != nil && g.snap != nil {
+		return g.snap, true
+	}
+	return nil, false
 }
 
 // Groups lists the groups that have a snapshot.
 func (c *Cache) Groups() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.snapshots))
-	for g := range c.snapshots {
-		out = append(out, g)
+	out := make([]string, 0, len(c.groups))
+	for name, g := range c.groups {
+		if g.snap != nil {
+			out = append(out, name)
+		}
 	}
 	sort.Strings(out)
 	return out
 }
 
+// group returns the named group, creating it. Called with c.mu held.
+func (c *Cache) group(name string) *group {
+	g := c.groups[name]
+	if g == nil {
+		g = &group{}
+		c.groups[name] = g
+	}
+	return g
+}
+
 // SetSnapshot installs a group's snapshot and answers the watches it changes, clusters first.
-func (c *Cache) SetSnapshot(group string, s *Snapshot) {
+//
+// A watch that was up to date with the previous snapshot is only looked at again when a resource it wants
+// changed, so an endpoint change costs one map lookup for each stream that does not want that endpoint.
+func (c *Cache) SetSnapshot(name string, s *Snapshot) {
+	began := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.snapshots[group] = s
-	ws := make([]*watch, 0, len(c.watches[group]))
-	for _, w := range c.watches[group] {
-		ws = append(ws, w)
-	}
-	sort.Slice(ws, func(i, j int) bool {
-		ri, rj := typeRank(ws[i].req.TypeUrl), typeRank(ws[j].req.TypeUrl)
-		if ri != rj {
-			return ri < rj
+	g := c.group(name)
+	old := g.snap
+	g.snap = s
+	changed := changeSets(s.changes(old))
+	for _, ws := range g.watches {
+		for id, w := range ws {
+			answered := false
+			if old != nil && w.checked == old {
+				cs := changed[w.typeURL]
+				if !w.affectedBy(cs) {
+					w.checked = s
+					if cs != nil {
+						c.tellCurrent(w, s)
+					}
+					continue
+				}
+				answered = w.answerChanges(s, cs)
+			} else {
+				answered = w.answer(s)
+			}
+			if answered {
+				delete(ws, id)
+				fanoutResponses.WithLabelValues(shortType(w.typeURL)).Inc()
+			} else {
+				w.checked = s
+			}
 		}
-		return ws[i].id < ws[j].id
-	})
-	for _, w := range ws {
-		if resp := respond(s, w.req, w.sub); resp != nil {
-			w.ch <- resp // the server gives each stream room for one response per type
-			delete(c.watches[group], w.id)
-		}
 	}
+	fanoutSeconds.Observe(time.Since(began).Seconds())
 }
 
 // CreateWatch answers at once when the group's snapshot has something the stream has not seen, and
 // otherwise parks the request until SetSnapshot changes that.
 func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response) (func(), error) {
-	group := c.groupOf(req.GetNode())
+	return c.watch(req.GetNode(), &watch{typeURL: req.GetTypeUrl(), sub: sub, req: req, ch: ch})
+}
+
+// CreateDeltaWatch is CreateWatch for incremental xDS: the stream gets the resources that changed since
+// what it was last sent, and the names of those that went away.
+func (c *Cache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse) (func(), error) {
+	return c.watch(req.GetNode(), &watch{typeURL: req.GetTypeUrl(), sub: sub, dreq: req, dch: ch})
+}
+
+func (c *Cache) watch(node *core.Node, w *watch) (func(), error) {
+	name := c.groupOf(node)
 	c.mu.Lock()
-	s, ok := c.snapshots[group]
-	if ok {
-		if resp := respond(s, req, sub); resp != nil {
+	g := c.group(name)
+	for {
+		s := g.snap
+		if s == nil {
+			break
+		}
+		// Building a response can take a while on a large set; other streams need not wait for it.
+		c.mu.Unlock()
+		answered := w.answer(s)
+		c.mu.Lock()
+		if answered {
 			c.mu.Unlock()
-			ch <- resp
 			return func() {}, nil
+		}
+		if g.snap == s { // otherwise a new snapshot came meanwhile: look again
+			w.checked = s
+			c.tellCurrent(w, s)
+			break
 		}
 	}
 	c.nextID++
-	w := &watch{id: c.nextID, req: req, sub: sub, ch: ch}
-	if c.watches[group] == nil {
-		c.watches[group] = map[int64]*watch{}
+	w.id = c.nextID
+	rank := typeRank(w.typeURL)
+	if g.watches[rank] == nil {
+		g.watches[rank] = map[int64]*watch{}
 	}
-	c.watches[group][w.id] = w
+	g.watches[rank][w.id] = w
+	missing := g.snap == nil
 	c.mu.Unlock()
-	if !ok && c.missing != nil {
-		c.missing(group, req.GetNode())
+	if missing && c.missing != nil {
+		c.missing(name, node)
 	}
 	return func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		delete(c.watches[group], w.id)
+		delete(g.watches[rank], w.id)
 	}, nil
 }
 
-// CreateDeltaWatch is not served yet: incremental xDS comes with the performance work.
-func (c *Cache) CreateDeltaWatch(*cache.DeltaRequest, cache.Subscription, chan cache.DeltaResponse) (func(), error) {
-	return nil, errors.New("dynup serves state-of-the-world ADS; incremental (delta) xDS is not enabled")
+// tellCurrent tells the current func that a watch with nothing to send holds s's version of its type,
+// unless that is already the version the stream answered, or its request rejected what it was sent (it
+// holds an older state then, not s's). Called with c.mu held.
+func (c *Cache) tellCurrent(w *watch, s *Snapshot) {
+	if c.current == nil {
+		return
+	}
+	version := s.Version(w.typeURL)
+	if w.dreq != nil {
+		if w.dreq.GetErrorDetail() == nil && w.dreq.GetResponseNonce() != "" {
+			c.current(w.dreq, w.typeURL, version)
+		}
+		return
+	}
+	if w.req.GetErrorDetail() == nil && w.req.GetResponseNonce() != "" && w.req.GetVersionInfo() != version {
+		c.current(w.req, w.typeURL, version)
+	}
+}
+
+// answer sends the response s calls for, if any, and reports whether it did. The server gives each stream
+// room for one response per type, so the send does not block.
+func (w *watch) answer(s *Snapshot) bool {
+	if w.dch != nil {
+		if r := respondDelta(s, w.dreq, w.sub); r != nil {
+			w.dch <- r
+			return true
+		}
+		return false
+	}
+	if r := respond(s, w.req, w.sub); r != nil {
+		w.ch <- r
+		return true
+	}
+	return false
+}
+
+// answerChanges is answer for a watch that was up to date with the snapshot s replaced, when only the
+// resources in cs differ: the response is built from those alone, not by comparing everything again.
+func (w *watch) answerChanges(s *Snapshot, cs *changeSet) bool {
+	if w.dch != nil {
+		if r := respondDeltaChanges(s, w.dreq, w.sub, cs); r != nil {
+			w.dch <- r
+			return true
+		}
+		return false
+	}
+	if cache.ResourceRequiresFullStateInSotw(w.typeURL) { // sent whole anyway
+		return w.answer(s)
+	}
+	if r := respondChanges(s, w.req, w.sub, cs); r != nil {
+		w.ch <- r
+		return true
+	}
+	return false
+}
+
+// changeSet is the names of one type that changed, sorted, with a set for quick lookups when there are many.
+type changeSet struct {
+	names []string
+	set   map[string]struct{}
+}
+
+func changeSets(byType map[string][]string) map[string]*changeSet {
+	out := make(map[string]*changeSet, len(byType))
+	for t, names := range byType {
+		if len(names) == 0 {
+			continue
+		}
+		names = slices.Clone(names)
+		slices.Sort(names)
+		cs := &changeSet{names: names}
+		if len(names) > 32 {
+			cs.set = make(map[string]struct{}, len(names))
+			for _, n := range names {
+				cs.set[n] = struct{}{}
+			}
+		}
+		out[t] = cs
+	}
+	return out
+}
+
+// affectedBy reports whether a change of these resources may give the watch something to send.
+func (w *watch) affectedBy(cs *changeSet) bool {
+	if cs == nil {
+		return false
+	}
+	if w.sub.IsWildcard() {
+		return true
+	}
+	subscribed := w.sub.SubscribedResources()
+	if cs.set != nil && len(subscribed) < len(cs.names) {
+		for n := range subscribed {
+			if _, ok := cs.set[n]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	for _, n := range cs.names {
+		if _, ok := subscribed[n]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Fetch is for REST polling, which dynup does not serve.
 func (c *Cache) Fetch(context.Context, *cache.Request) (cache.Response, error) {
 	return nil, errors.New("dynup serves xDS over gRPC streams only")
 }
-
-// respond builds the response a request should get now, or nil when the stream already has this content.
-//
-// The stream is answered when it has never had a response of this type (no nonce yet), or when the
-// resources it wants differ from those it was last sent: a version changed, one appeared or went away.
-// Comparing with what was sent, not with what the node ACKed, is what stops a NACKed response from being
-// sent again and again: after a NACK the same content is not resent until the state changes.
-func respond(s *Snapshot, req *cache.Request, sub cache.Subscription) cache.Response {
-	set := s.types[req.TypeUrl]
-	if set == nil {
-		set = &typeSet{}
-	}
-	wanted := map[string]string{}
-	if sub.IsWildcard() {
-		for _, n := range set.names {
-			wanted[n] = set.items[n].version
-		}
-	} else {
-		for n := range sub.SubscribedResources() {
-			if e, ok := set.items[n]; ok {
-				wanted[n] = e.version
-			}
-		}
-	}
-	if req.ResponseNonce != "" && sameVersions(wanted, sub.ReturnedResources()) {
-		return nil
-	}
-	names := make([]string, 0, len(wanted))
-	for n := range wanted {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	out := &discovery.DiscoveryResponse{VersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: make([]*anypb.Any, len(names))}
-	for i, n := range names {
-		out.Resources[i] = set.items[n].any
-	}
-	return &response{req: req, resp: out, returned: wanted}
-}
-
-func sameVersions(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
-// response is a ready-made DiscoveryResponse. Its resources are shared with every other stream of the
-// group; only the envelope (which the server stamps with a nonce) is per stream.
-type response struct {
-	req      *cache.Request
-	resp     *discovery.DiscoveryResponse
-	returned map[string]string
-}
-
-func (r *response) GetDiscoveryResponse() (*discovery.DiscoveryResponse, error) { return r.resp, nil }
-func (r *response) GetRequest() *discovery.DiscoveryRequest                     { return r.req }
-func (r *response) GetVersion() (string, error)                                 { return r.resp.VersionInfo, nil }
-func (r *response) GetResponseVersion() string                                  { return r.resp.VersionInfo }
-func (r *response) GetReturnedResources() map[string]string                     { return r.returned }
-func (r *response) GetContext() context.Context                                 { return context.Background() }

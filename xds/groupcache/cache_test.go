@@ -63,14 +63,19 @@ type client struct {
 	c   *Cache
 	ch  chan cache.Response
 	sub map[string]*stream.Subscription
+	// cancel closes the type's open watch, as the server does before handing the cache a new request.
+	cancel map[string]func()
 }
 
 func newClient(t *testing.T, c *Cache) *client {
-	return &client{t: t, c: c, ch: make(chan cache.Response, 16), sub: map[string]*stream.Subscription{}}
+	return &client{t: t, c: c, ch: make(chan cache.Response, 16), sub: map[string]*stream.Subscription{}, cancel: map[string]func(){}}
 }
 
 func (cl *client) request(typeURL, version, nonce string, names ...string) {
 	cl.t.Helper()
+	if cancel := cl.cancel[typeURL]; cancel != nil {
+		cancel()
+	}
 	sub, ok := cl.sub[typeURL]
 	if !ok {
 		s := stream.NewSotwSubscription(names, true)
@@ -80,19 +85,26 @@ func (cl *client) request(typeURL, version, nonce string, names ...string) {
 		sub.SetResourceSubscription(names)
 	}
 	req := &cache.Request{Node: grpcNode, TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names}
-	if _, err := cl.c.CreateWatch(req, sub, cl.ch); err != nil {
+	cancel, err := cl.c.CreateWatch(req, sub, cl.ch)
+	if err != nil {
 		cl.t.Fatal(err)
 	}
+	cl.cancel[typeURL] = cancel
 }
 
 func (cl *client) nack(typeURL, nonce string, names ...string) {
 	cl.t.Helper()
+	if cancel := cl.cancel[typeURL]; cancel != nil {
+		cancel()
+	}
 	sub := cl.sub[typeURL]
 	req := &cache.Request{Node: grpcNode, TypeUrl: typeURL, ResponseNonce: nonce, ResourceNames: names,
 		ErrorDetail: &status.Status{Message: "rejected"}}
-	if _, err := cl.c.CreateWatch(req, sub, cl.ch); err != nil {
+	cancel, err := cl.c.CreateWatch(req, sub, cl.ch)
+	if err != nil {
 		cl.t.Fatal(err)
 	}
+	cl.cancel[typeURL] = cancel
 }
 
 // next takes the queued response (or fails), records what was returned, and returns the resource names.
@@ -109,13 +121,19 @@ func (cl *client) next() (string, []string) {
 	return "", nil
 }
 
+// resourceNames returns the names of the resources a response carries.
 func resourceNames(r cache.Response) []string {
-	var out []string
-	for n := range r.GetReturnedResources() {
-		out = append(out, n)
+	out, _ := r.GetDiscoveryResponse()
+	var names []string
+	for _, a := range out.Resources {
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			panic(err)
+		}
+		names = append(names, cache.GetResourceName(m))
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(names)
+	return names
 }
 
 func (cl *client) none() {

@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -23,6 +24,21 @@ var (
 		Name: "dynup_xds_nacks_total", Help: "xDS responses rejected (NACKed) by nodes, by resource type.",
 	}, []string{"type"})
 )
+
+// typeCounters are one type's counters, resolved once: a label lookup per ACK adds up over a fleet.
+type typeCounters struct{ pushes, acks, nacks prometheus.Counter }
+
+var byType sync.Map // type URL → *typeCounters
+
+func countersFor(typeURL string) *typeCounters {
+	if c, ok := byType.Load(typeURL); ok {
+		return c.(*typeCounters)
+	}
+	short := shortType(typeURL)
+	c, _ := byType.LoadOrStore(typeURL, &typeCounters{pushes: pushes.WithLabelValues(short),
+		acks: acks.WithLabelValues(short), nacks: nacks.WithLabelValues(short)})
+	return c.(*typeCounters)
+}
 
 // shortType turns a type URL into its message name ("Cluster", "ClusterLoadAssignment", ...).
 func shortType(typeURL string) string { return typeURL[strings.LastIndex(typeURL, ".")+1:] }

@@ -24,6 +24,7 @@ type Node struct {
 	Group          translate.Group       `json:"group"`
 	UserAgent      string                `json:"user_agent"`
 	Stream         int64                 `json:"stream"`
+	Protocol       string                `json:"protocol"` // "sotw" (state of the world) or "delta" (incremental)
 	ConnectedSince time.Time             `json:"connected_since"`
 	Types          map[string]*TypeState `json:"types"` // by type URL
 }
@@ -37,6 +38,9 @@ type TypeState struct {
 	Sends        int       `json:"sends"`
 	LastNack     *Nack     `json:"last_nack,omitempty"`
 	nonce        string
+	// requests are the stream's last two requests of this type, which the cache may name in Current: the
+	// server ignores a request with a stale nonce, so the watch may still hold the one before.
+	requests [2]any
 }
 
 // Nack is a rejected response: the version, the node's error detail, when, and the changes that made the
@@ -66,7 +70,9 @@ type Tracker struct {
 
 	mu      sync.Mutex
 	streams map[int64]*Node
-	changed chan struct{} // closed and replaced on every ACK or NACK, so waiters need no polling
+	// byRequest finds the stream of a request the cache names (see Current).
+	byRequest map[any]int64
+	changed   chan struct{} // closed and replaced on every ACK or NACK, so waiters need no polling
 }
 
 // NewTracker returns an empty tracker reporting to rollout (which may be nil).
@@ -74,21 +80,42 @@ func NewTracker(rollout Rollout, log *slog.Logger) *Tracker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Tracker{rollout: rollout, log: log, streams: map[int64]*Node{}, changed: make(chan struct{})}
+	return &Tracker{rollout: rollout, log: log, streams: map[int64]*Node{}, byRequest: map[any]int64{},
+		changed: make(chan struct{})}
 }
 
 func (t *Tracker) OnStreamOpen(_ context.Context, id int64, _ string) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.streams[id] = &Node{Stream: id, ConnectedSince: time.Now(), Types: map[string]*TypeState{}}
+	t.open(id, "sotw")
 	return nil
 }
 
-func (t *Tracker) OnStreamClosed(id int64, _ *core.Node) {
+func (t *Tracker) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error {
+	t.open(id, "delta")
+	return nil
+}
+
+func (t *Tracker) open(id int64, protocol string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if n := t.streams[id]; n != nil && n.ID != "" {
+	t.streams[id] = &Node{Stream: id, Protocol: protocol, ConnectedSince: time.Now(), Types: map[string]*TypeState{}}
+}
+
+func (t *Tracker) OnStreamClosed(id int64, _ *core.Node)      { t.closed(id) }
+func (t *Tracker) OnDeltaStreamClosed(id int64, _ *core.Node) { t.closed(id) }
+
+func (t *Tracker) closed(id int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.streams[id]
+	if n != nil && n.ID != "" {
 		streamsOpen.WithLabelValues(n.Group.String()).Dec()
+	}
+	if n != nil {
+		for _, ts := range n.Types {
+			for _, r := range ts.requests {
+				delete(t.byRequest, r)
+			}
+		}
 	}
 	delete(t.streams, id)
 	if t.rollout != nil {
@@ -98,13 +125,28 @@ func (t *Tracker) OnStreamClosed(id int64, _ *core.Node) {
 }
 
 func (t *Tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
+	t.request(id, req, req.GetNode(), req.TypeUrl, req.ResponseNonce, req.VersionInfo, req.ErrorDetail.GetMessage(), req.ErrorDetail != nil)
+	return nil
+}
+
+// OnStreamDeltaRequest is OnStreamRequest for incremental streams, whose ACKs carry no version: the version
+// ACKed is the one sent with the nonce.
+func (t *Tracker) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
+	t.request(id, req, req.GetNode(), req.TypeUrl, req.ResponseNonce, "", req.ErrorDetail.GetMessage(), req.ErrorDetail != nil)
+	return nil
+}
+
+// request records a request: the node's identity on the first, and an ACK or NACK when it answers the
+// latest response of its type. version is what an ACK names ("" to take the version sent).
+func (t *Tracker) request(id int64, req any, node *core.Node, typeURL, nonce, version, detail string, rejected bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := t.streams[id]
 	if n == nil {
-		return nil
+		return
 	}
-	if node := req.GetNode(); node != nil && n.ID == "" {
+	t.remember(n, typeURL, req)
+	if node != nil && n.ID == "" {
 		n.ID, n.Cluster, n.Group = node.GetId(), node.GetCluster(), translate.GroupOf(node)
 		n.UserAgent = node.GetUserAgentName()
 		if v := node.GetUserAgentVersion(); v != "" {
@@ -115,48 +157,84 @@ func (t *Tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) err
 			t.rollout.Opened(id, n.Group.String())
 		}
 	}
-	ts := n.Types[req.TypeUrl]
-	if ts == nil || req.ResponseNonce == "" || req.ResponseNonce != ts.nonce {
-		return nil // an initial request, or one about an older response
+	ts := n.Types[typeURL]
+	if ts == nil || nonce == "" || nonce != ts.nonce {
+		return // an initial request, or one about an older response
 	}
 	now := time.Now()
-	if req.ErrorDetail != nil {
-		nack := &Nack{Version: ts.SentVersion, Detail: req.ErrorDetail.GetMessage(), At: now}
+	c := countersFor(typeURL)
+	if rejected {
+		nack := &Nack{Version: ts.SentVersion, Detail: detail, At: now}
 		if t.rollout != nil {
-			nack.Changes = t.rollout.Nacked(id, req.TypeUrl, ts.SentVersion, nack.Detail)
+			nack.Changes = t.rollout.Nacked(id, typeURL, ts.SentVersion, nack.Detail)
 		}
 		ts.LastNack = nack
-		nacks.WithLabelValues(shortType(req.TypeUrl)).Inc()
-		t.log.Warn("NACK", "node", n.ID, "group", n.Group.String(), "type", shortType(req.TypeUrl),
+		c.nacks.Inc()
+		t.log.Warn("NACK", "node", n.ID, "group", n.Group.String(), "type", shortType(typeURL),
 			"version", nack.Version, "detail", nack.Detail, "changes", revisions(nack.Changes))
 	} else {
-		ts.AckedVersion, ts.AckedAt = req.VersionInfo, now
-		acks.WithLabelValues(shortType(req.TypeUrl)).Inc()
+		if version == "" {
+			version = ts.SentVersion
+		}
+		ts.AckedVersion, ts.AckedAt = version, now
+		c.acks.Inc()
 		if t.rollout != nil {
-			t.rollout.Acked(id, req.TypeUrl, req.VersionInfo, now)
+			t.rollout.Acked(id, typeURL, version, now)
 		}
 	}
 	t.notify()
-	return nil
+}
+
+// remember keeps req as the stream's latest request of its type. Called with t.mu held.
+func (t *Tracker) remember(n *Node, typeURL string, req any) {
+	ts := n.Types[typeURL]
+	if ts == nil {
+		ts = &TypeState{}
+		n.Types[typeURL] = ts
+	}
+	delete(t.byRequest, ts.requests[1])
+	ts.requests[1], ts.requests[0] = ts.requests[0], req
+	t.byRequest[req] = n.Stream
+}
+
+// Current is the serving cache's report that the stream of req holds typeURL's newest version without being
+// sent it (groupcache.Cache.OnCurrent): rollout tracking counts it as having ACKed that version.
+func (t *Tracker) Current(req any, typeURL, version string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id, ok := t.byRequest[req]
+	if !ok || t.rollout == nil {
+		return
+	}
+	t.rollout.Acked(id, typeURL, version, time.Now())
+	t.notify()
 }
 
 func (t *Tracker) OnStreamResponse(_ context.Context, id int64, req *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
+	t.response(id, req.TypeUrl, resp.VersionInfo, resp.Nonce)
+}
+
+func (t *Tracker) OnStreamDeltaResponse(id int64, req *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
+	t.response(id, req.TypeUrl, resp.SystemVersionInfo, resp.Nonce)
+}
+
+func (t *Tracker) response(id int64, typeURL, version, nonce string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := t.streams[id]
 	if n == nil {
 		return
 	}
-	ts := n.Types[req.TypeUrl]
+	ts := n.Types[typeURL]
 	if ts == nil {
 		ts = &TypeState{}
-		n.Types[req.TypeUrl] = ts
+		n.Types[typeURL] = ts
 	}
-	ts.SentVersion, ts.SentAt, ts.nonce = resp.VersionInfo, time.Now(), resp.Nonce
+	ts.SentVersion, ts.SentAt, ts.nonce = version, time.Now(), nonce
 	ts.Sends++
-	pushes.WithLabelValues(shortType(req.TypeUrl)).Inc()
+	countersFor(typeURL).pushes.Inc()
 	if t.rollout != nil {
-		t.rollout.Sent(id, req.TypeUrl)
+		t.rollout.Sent(id, typeURL)
 	}
 }
 

@@ -24,12 +24,33 @@ type ChangeLog interface {
 type span struct{ first, last uint64 }
 
 type stream struct {
-	group   string
-	opened  time.Time
-	acked   map[string]string // type URL → ACKed version
-	sent    map[string]bool   // types the node was sent
-	reached map[uint64]time.Time
-	nacked  map[uint64]string // change id → NACK detail
+	group  string
+	opened time.Time
+	acked  map[string]string // type URL → ACKed version
+	sent   map[string]bool   // types the node was sent
+	// The stream contains every change up to upTo. runs say when each was reached: the changes after the
+	// previous run's revision, up to a run's revision, were reached at its time. A stream reaches changes
+	// in order, so this is a few entries where a map of every change would be hundreds per stream.
+	upTo   uint64
+	runs   []run
+	nacked map[uint64]string // change id → NACK detail
+}
+
+type run struct {
+	to uint64
+	at time.Time
+}
+
+// reachedAt returns when the stream came to contain change rev.
+func (s *stream) reachedAt(rev uint64) (time.Time, bool) {
+	if rev > s.upTo {
+		return time.Time{}, false
+	}
+	i := sort.Search(len(s.runs), func(i int) bool { return s.runs[i].to >= rev })
+	if i == len(s.runs) {
+		return time.Time{}, false
+	}
+	return s.runs[i].at, true
 }
 
 // Tracker follows every connected stream against recent changes.
@@ -40,11 +61,32 @@ type Tracker struct {
 	spans   map[string]map[string]map[string]*span // group → type → version → span
 	streams map[int64]*stream
 	changed chan struct{}
+	// recent is a copy of the change log's newest changes up to fetched, read once per new revision
+	// rather than once per ACK (the log is the store, behind the store's lock).
+	recent  []registry.Change
+	fetched uint64
 }
+
+// recentSize bounds the changes the tracker keeps; the store keeps 256.
+const recentSize = 512
 
 // New returns a tracker reading changes from log.
 func New(log ChangeLog) *Tracker {
 	return &Tracker{log: log, spans: map[string]map[string]map[string]*span{}, streams: map[int64]*stream{}, changed: make(chan struct{})}
+}
+
+// changesIn returns the known changes with from < revision ≤ to, oldest first. Called with t.mu held.
+func (t *Tracker) changesIn(from, to uint64) []registry.Change {
+	if to > t.fetched {
+		t.recent = append(t.recent, t.log.Changes(t.fetched, to)...)
+		if len(t.recent) > recentSize {
+			t.recent = append([]registry.Change(nil), t.recent[len(t.recent)-recentSize/2:]...)
+		}
+		t.fetched = to
+	}
+	lo := sort.Search(len(t.recent), func(i int) bool { return t.recent[i].Revision > from })
+	hi := sort.Search(len(t.recent), func(i int) bool { return t.recent[i].Revision > to })
+	return t.recent[lo:hi]
 }
 
 // Published records that group's snapshot at revision has these versions (type URL → version).
@@ -65,6 +107,7 @@ func (t *Tracker) Published(group string, revision uint64, versions map[string]s
 		} else {
 			g[typ][v] = &span{first: revision, last: revision}
 		}
+		t.pruneSpans(g[typ])
 	}
 	// Nodes already on these versions now contain this revision's change without any new ACK.
 	now := time.Now()
@@ -76,13 +119,28 @@ func (t *Tracker) Published(group string, revision uint64, versions map[string]s
 	t.notify()
 }
 
+// pruneSpans forgets versions that stopped being current before the oldest change the tracker still knows:
+// no report can ask about them, and a stream still on one is pending for every known change either way.
+// Without this, every endpoint change would leave a version behind for good. Called with t.mu held.
+func (t *Tracker) pruneSpans(versions map[string]*span) {
+	if len(versions) <= recentSize || len(t.recent) == 0 {
+		return
+	}
+	oldest := t.recent[0].Revision
+	for v, sp := range versions {
+		if sp.last < oldest {
+			delete(versions, v)
+		}
+	}
+}
+
 // Opened starts following a stream of a node in group.
 func (t *Tracker) Opened(id int64, group string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.streams[id]; !ok {
 		t.streams[id] = &stream{group: group, opened: time.Now(), acked: map[string]string{}, sent: map[string]bool{},
-			reached: map[uint64]time.Time{}, nacked: map[uint64]string{}}
+			nacked: map[uint64]string{}}
 	}
 }
 
@@ -137,7 +195,7 @@ func (t *Tracker) Nacked(id int64, typeURL, version, detail string) []registry.C
 	}
 	changes := t.log.Changes(from, bad.first)
 	for _, c := range changes {
-		if _, ok := s.reached[c.Revision]; !ok {
+		if c.Revision > s.upTo {
 			s.nacked[c.Revision] = detail
 		}
 	}
@@ -158,25 +216,22 @@ func (t *Tracker) evaluate(s *stream, at time.Time) []registry.Change {
 		}
 		low = min(low, sp.last)
 	}
-	var reached []registry.Change
-	known := t.log.Changes(0, low)
-	for _, c := range known {
-		if _, ok := s.reached[c.Revision]; !ok {
-			s.reached[c.Revision] = at
-			delete(s.nacked, c.Revision)
-			reached = append(reached, c)
-			if c.AcceptedAt.After(s.opened) { // a node that connected later did not wait for it
-				propagation.Observe(at.Sub(c.AcceptedAt).Seconds())
-			}
+	if low <= s.upTo {
+		return nil
+	}
+	reached := t.changesIn(s.upTo, low)
+	for _, c := range reached {
+		delete(s.nacked, c.Revision)
+		if c.AcceptedAt.After(s.opened) { // a node that connected later did not wait for it
+			propagation.Observe(at.Sub(c.AcceptedAt).Seconds())
 		}
 	}
-	// Forget changes that fell out of the log, so a long-lived stream's memory stays bounded.
-	if len(known) > 0 && len(s.reached) > 2*len(known) {
-		for rev := range s.reached {
-			if rev < known[0].Revision {
-				delete(s.reached, rev)
-			}
-		}
+	s.upTo = low
+	s.runs = append(s.runs, run{to: low, at: at})
+	// Forget runs of changes that fell out of the log, so a long-lived stream's memory stays bounded.
+	if len(t.recent) > 0 && len(s.runs) > 1 && s.runs[0].to < t.recent[0].Revision {
+		i := sort.Search(len(s.runs), func(i int) bool { return s.runs[i].to >= t.recent[0].Revision })
+		s.runs = append(s.runs[:0], s.runs[i:]...)
 	}
 	return reached
 }
@@ -217,7 +272,7 @@ func (t *Tracker) report(id uint64) (Report, bool) {
 	r := Report{Change: cs[0]}
 	var first, last time.Time
 	for sid, s := range t.streams {
-		switch at, ok := s.reached[id]; {
+		switch at, ok := s.reachedAt(id); {
 		case ok:
 			r.Nodes.Acked++
 			if first.IsZero() || at.Before(first) {
@@ -263,6 +318,10 @@ func (t *Tracker) Recent(n int) []Report {
 	return out
 }
 
+// waitInterval spaces out the reports a waiter computes: each is a pass over every stream, and ACKs
+// from a large fleet come thousands a second.
+const waitInterval = 10 * time.Millisecond
+
 // Wait blocks until change id has no pending node, or ctx ends, and returns the report then.
 func (t *Tracker) Wait(ctx context.Context, id uint64) (Report, bool) {
 	for {
@@ -277,6 +336,10 @@ func (t *Tracker) Wait(ctx context.Context, id uint64) (Report, bool) {
 		case <-ctx.Done():
 			return r, ok
 		case <-changed:
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(waitInterval):
 		}
 	}
 }

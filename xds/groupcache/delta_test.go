@@ -1,0 +1,196 @@
+package groupcache
+
+import (
+	"testing"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+)
+
+var envoyNode = &core.Node{Id: "e1", UserAgentName: "envoy"}
+
+// deltaClient plays one incremental stream as go-control-plane's delta server drives the cache.
+type deltaClient struct {
+	t   *testing.T
+	c   *Cache
+	ch  chan cache.DeltaResponse
+	sub map[string]*stream.Subscription
+	// cancel closes the type's open watch, as the server does before handing the cache a new request.
+	cancel map[string]func()
+}
+
+func newDeltaClient(t *testing.T, c *Cache) *deltaClient {
+	return &deltaClient{t: t, c: c, ch: make(chan cache.DeltaResponse, 16), sub: map[string]*stream.Subscription{},
+		cancel: map[string]func(){}}
+}
+
+// request sends a request of typeURL: the first one creates the subscription (no names: wildcard).
+func (d *deltaClient) request(typeURL, nonce string, subscribe, unsubscribe []string, nack bool) {
+	d.t.Helper()
+	if cancel := d.cancel[typeURL]; cancel != nil {
+		cancel()
+	}
+	sub, ok := d.sub[typeURL]
+	if !ok {
+		s := stream.NewDeltaSubscription(subscribe, unsubscribe, nil, true)
+		sub = &s
+		d.sub[typeURL] = sub
+	} else {
+		sub.UpdateResourceSubscriptions(subscribe, unsubscribe)
+	}
+	req := &cache.DeltaRequest{Node: envoyNode, TypeUrl: typeURL, ResponseNonce: nonce,
+		ResourceNamesSubscribe: subscribe, ResourceNamesUnsubscribe: unsubscribe}
+	if nack {
+		req.ErrorDetail = &status.Status{Message: "rejected"}
+	}
+	cancel, err := d.c.CreateDeltaWatch(req, sub, d.ch)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.cancel[typeURL] = cancel
+}
+
+// next takes the queued response, records what was returned, and returns the names sent and removed.
+func (d *deltaClient) next() (sent, removed []string) {
+	d.t.Helper()
+	select {
+	case r := <-d.ch:
+		out, _ := r.GetDeltaDiscoveryResponse()
+		d.sub[out.TypeUrl].SetReturnedResources(r.GetReturnedResources())
+		for _, res := range out.Resources {
+			sent = append(sent, res.Name)
+		}
+		return sent, out.RemovedResources
+	default:
+		d.t.Fatal("no delta response queued")
+	}
+	return nil, nil
+}
+
+func (d *deltaClient) none() {
+	d.t.Helper()
+	select {
+	case r := <-d.ch:
+		out, _ := r.GetDeltaDiscoveryResponse()
+		d.t.Fatalf("unexpected delta response %s: %v resources, removed %v", out.TypeUrl, out.Resources, out.RemovedResources)
+	default:
+	}
+}
+
+func envoyCache(t *testing.T) *Cache {
+	return New(func(n *core.Node) string { return n.GetUserAgentName() }, nil)
+}
+
+// A wildcard delta stream gets everything once, then only what changed, and the names of what went away.
+func TestDeltaSendsOnlyChanges(t *testing.T) {
+	c := envoyCache(t)
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a", "b", "c"}))
+	d := newDeltaClient(t, c)
+	d.request(resource.ClusterType, "", nil, nil, false)
+	if sent, _ := d.next(); !equal(sent, []string{"a", "b", "c"}) {
+		t.Fatalf("first response sent %v", sent)
+	}
+	d.request(resource.ClusterType, "1", nil, nil, false) // ACK
+	d.none()
+
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a", "b@2", "c"}))
+	if sent, removed := d.next(); !equal(sent, []string{"b"}) || len(removed) != 0 {
+		t.Fatalf("after changing b: sent %v removed %v", sent, removed)
+	}
+	d.request(resource.ClusterType, "2", nil, nil, false)
+	d.none()
+
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a", "b@2"}))
+	if sent, removed := d.next(); len(sent) != 0 || !equal(removed, []string{"c"}) {
+		t.Fatalf("after removing c: sent %v removed %v", sent, removed)
+	}
+	d.request(resource.ClusterType, "3", nil, nil, false)
+	d.none()
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a", "b@2"})) // same content
+	d.none()
+}
+
+// After a NACK the same content is not sent again; a fix is.
+func TestDeltaNackedContentIsNotResent(t *testing.T) {
+	c := envoyCache(t)
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a"}))
+	d := newDeltaClient(t, c)
+	d.request(resource.ClusterType, "", nil, nil, false)
+	d.next()
+	d.request(resource.ClusterType, "1", nil, nil, false)
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a@bad"}))
+	d.next()
+	d.request(resource.ClusterType, "2", nil, nil, true) // NACK
+	d.none()
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a@fixed"}))
+	if sent, _ := d.next(); !equal(sent, []string{"a"}) {
+		t.Fatalf("after the fix: sent %v", sent)
+	}
+}
+
+// Named subscriptions get the named resources; one that does not exist is reported removed, once, and
+// sent when it appears. Subscribing later sends just the new name.
+func TestDeltaNamedSubscriptions(t *testing.T) {
+	c := envoyCache(t)
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a", "b"}))
+	d := newDeltaClient(t, c)
+	d.request(resource.EndpointType, "", []string{"a", "x"}, nil, false)
+	if sent, removed := d.next(); !equal(sent, []string{"a"}) || !equal(removed, []string{"x"}) {
+		t.Fatalf("sent %v removed %v, want [a] and [x]", sent, removed)
+	}
+	d.request(resource.EndpointType, "1", nil, nil, false)
+	d.none()
+	d.request(resource.EndpointType, "", []string{"b"}, nil, false)
+	if sent, removed := d.next(); !equal(sent, []string{"b"}) || len(removed) != 0 {
+		t.Fatalf("subscribing b: sent %v removed %v", sent, removed)
+	}
+	d.request(resource.EndpointType, "2", nil, nil, false)
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a", "b", "x"}))
+	if sent, _ := d.next(); !equal(sent, []string{"x"}) {
+		t.Fatalf("x appearing: sent %v", sent)
+	}
+	d.request(resource.EndpointType, "3", nil, []string{"a"}, false) // unsubscribe: nothing to send
+	d.none()
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a@2", "b", "x"}))
+	d.none() // a is no longer wanted
+}
+
+// A first wildcard request is answered even when there is nothing of the type, so Envoy can finish
+// initializing; later empty states send nothing.
+func TestDeltaEmptyWildcardIsAnswered(t *testing.T) {
+	c := envoyCache(t)
+	c.SetSnapshot("envoy", snap(t, nil, nil))
+	d := newDeltaClient(t, c)
+	d.request(resource.RouteType, "", nil, nil, false)
+	if sent, removed := d.next(); len(sent)+len(removed) != 0 {
+		t.Fatalf("sent %v removed %v", sent, removed)
+	}
+	d.request(resource.RouteType, "1", nil, nil, false)
+	c.SetSnapshot("envoy", snap(t, nil, nil))
+	d.none()
+}
+
+// Delta and state-of-the-world streams of one group are served from the same snapshot.
+func TestDeltaAndSotwShareSnapshots(t *testing.T) {
+	c := envoyCache(t)
+	before := Encodes()
+	c.SetSnapshot("envoy", snap(t, []string{"l"}, []string{"a"}))
+	encoded := Encodes() - before
+	d := newDeltaClient(t, c)
+	d.request(resource.ListenerType, "", nil, nil, false)
+	sotw := newClient(t, c)
+	sub := stream.NewSotwSubscription(nil, true)
+	sotw.sub[resource.ListenerType] = &sub
+	if _, err := c.CreateWatch(&discovery.DiscoveryRequest{Node: envoyNode, TypeUrl: resource.ListenerType}, &sub, sotw.ch); err != nil {
+		t.Fatal(err)
+	}
+	d.next()
+	sotw.next()
+	if n := Encodes() - before; n != encoded {
+		t.Fatalf("%d encodes after serving two streams, want the snapshot's %d", n, encoded)
+	}
+}

@@ -1,0 +1,309 @@
+package groupcache
+
+import (
+	"context"
+	"maps"
+	"sort"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// versionKey is an entry of a wildcard stream's returned-resources map that no resource can be named (a
+// name never holds a NUL): the version of the whole set the stream was last sent. While the stream stays
+// a wildcard subscriber, an equal version means it has everything, so an ACK of a large set is answered
+// without comparing every resource. The servers keep the map as the cache returned it: the state of the
+// world server prunes it only for named subscriptions, the delta server only on (un)subscribe requests.
+const versionKey = "\x00version"
+
+var emptySet = &typeSet{version: sumVersion(0, 0)}
+
+// respond builds the state-of-the-world response a request should get now, or nil when the stream already
+// has this content.
+//
+// The stream is answered when it has never had a response of this type (no nonce yet), or when the
+// resources it wants differ from those it was last sent: a version changed, one appeared or went away.
+// Comparing with what was sent, not with what the node ACKed, is what stops a NACKed response from being
+// sent again and again: after a NACK the same content is not resent until the state changes.
+//
+// Listeners and clusters are sent whole, as the protocol requires; for the other types (endpoints,
+// routes) a response holds only the resources that changed, so one endpoint change sends one
+// ClusterLoadAssignment, not every one.
+func respond(s *Snapshot, req *cache.Request, sub cache.Subscription) cache.Response {
+	set := s.types[req.TypeUrl]
+	if set == nil {
+		set = emptySet
+	}
+	returned := sub.ReturnedResources()
+	first := req.ResponseNonce == ""
+	wildcard := sub.IsWildcard()
+	if !first && wildcard && returned[versionKey] == set.version {
+		return nil
+	}
+	full := cache.ResourceRequiresFullStateInSotw(req.TypeUrl)
+	if !first && upToDate(set, sub, returned, full) {
+		return nil
+	}
+	names := set.names
+	if !wildcard {
+		names = wanted(set, sub.SubscribedResources())
+	}
+	next := make(map[string]string, len(names)+1)
+	var out []*anypb.Any
+	switch {
+	case wildcard && full:
+		// Sent whole whenever anything changed: the set's version is all a stream needs to remember, not
+		// a version per resource (which, with 10,000 clusters, would be hundreds of KiB per stream).
+		out = set.anys()
+	case wildcard && first:
+		out = set.anys()
+		for _, n := range names {
+			next[n] = set.get(n).version
+		}
+	default:
+		for _, n := range names {
+			e := set.get(n)
+			next[n] = e.version
+			if full || first || returned[n] != e.version {
+				out = append(out, e.any)
+			}
+		}
+	}
+	if wildcard {
+		next[versionKey] = set.version
+	}
+	return &response{req: req, returned: next,
+		resp: &discovery.DiscoveryResponse{VersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: out}}
+}
+
+// respondChanges is respond for a stream that was up to date before the resources in cs changed, for a
+// type that is not sent whole: the response holds the changed resources the stream wants, in name order
+// (cs.names is sorted).
+func respondChanges(s *Snapshot, req *cache.Request, sub cache.Subscription, cs *changeSet) cache.Response {
+	set := s.types[req.TypeUrl]
+	if set == nil {
+		set = emptySet
+	}
+	wildcard := sub.IsWildcard()
+	subscribed := sub.SubscribedResources()
+	next := maps.Clone(sub.ReturnedResources())
+	var out []*anypb.Any
+	for _, n := range cs.names {
+		if !wildcard {
+			if _, ok := subscribed[n]; !ok {
+				continue
+			}
+		}
+		e := set.get(n)
+		if e == nil { // gone: state of the world does not say so for this type; just forget it
+			delete(next, n)
+			continue
+		}
+		next[n] = e.version
+		out = append(out, e.any)
+	}
+	if wildcard {
+		next[versionKey] = set.version
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return &response{req: req, returned: next,
+		resp: &discovery.DiscoveryResponse{VersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: out}}
+}
+
+// respondDeltaChanges is respondDelta for a stream that was up to date before the resources in cs changed.
+func respondDeltaChanges(s *Snapshot, req *cache.DeltaRequest, sub cache.Subscription, cs *changeSet) cache.DeltaResponse {
+	set := s.types[req.TypeUrl]
+	if set == nil {
+		set = emptySet
+	}
+	wildcard := sub.IsWildcard()
+	subscribed := sub.SubscribedResources()
+	returned := sub.ReturnedResources()
+	next := maps.Clone(returned)
+	var out []*discovery.Resource
+	var removed []string
+	for _, n := range cs.names {
+		_, named := subscribed[n]
+		if !wildcard && !named {
+			continue
+		}
+		if e := set.get(n); e != nil {
+			next[n] = e.version
+			out = append(out, e.delta)
+			continue
+		}
+		v, known := returned[n]
+		switch {
+		case named: // known not to exist
+			next[n] = ""
+			if !known || v != "" {
+				removed = append(removed, n)
+			}
+		case known:
+			delete(next, n)
+			removed = append(removed, n)
+		}
+	}
+	if wildcard {
+		next[versionKey] = set.version
+	}
+	if len(out) == 0 && len(removed) == 0 {
+		return nil
+	}
+	return &deltaResponse{req: req, returned: next, resp: &discovery.DeltaDiscoveryResponse{
+		SystemVersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: out, RemovedResources: removed}}
+}
+
+// upToDate reports whether the stream was sent every resource it wants as the set has it now (and, for a
+// type sent whole, nothing that went away). It is the ACK path of every stream, so it allocates nothing.
+func upToDate(set *typeSet, sub cache.Subscription, returned map[string]string, full bool) bool {
+	wantedCount := 0
+	check := func(n string) bool {
+		e := set.get(n)
+		if e == nil {
+			return true
+		}
+		wantedCount++
+		v, ok := returned[n]
+		return ok && v == e.version
+	}
+	if sub.IsWildcard() {
+		for _, n := range set.names {
+			if !check(n) {
+				return false
+			}
+		}
+	} else {
+		for n := range sub.SubscribedResources() {
+			if !check(n) {
+				return false
+			}
+		}
+	}
+	if full {
+		known := len(returned)
+		if _, ok := returned[versionKey]; ok {
+			known--
+		}
+		return known == wantedCount // otherwise something went away
+	}
+	return true
+}
+
+// wanted returns the subscribed names the set has, sorted.
+func wanted(set *typeSet, subscribed map[string]struct{}) []string {
+	names := make([]string, 0, len(subscribed))
+	if len(subscribed)*4 >= len(set.names) { // most of the set: walk it, already in order
+		for _, n := range set.names {
+			if _, ok := subscribed[n]; ok {
+				names = append(names, n)
+			}
+		}
+		return names
+	}
+	for n := range subscribed {
+		if set.get(n) != nil {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// respondDelta builds the incremental response a request should get now, or nil when the stream already
+// has this content: the resources whose version differs from what the stream was sent, and the names of
+// those it was sent that no longer exist. A first wildcard request is always answered, even with nothing,
+// so that Envoy finishes initializing. A subscribed name that does not exist is reported once as removed,
+// which is how the incremental protocol tells a client that a resource does not exist.
+func respondDelta(s *Snapshot, req *cache.DeltaRequest, sub cache.Subscription) cache.DeltaResponse {
+	set := s.types[req.TypeUrl]
+	if set == nil {
+		set = emptySet
+	}
+	returned := sub.ReturnedResources()
+	first := req.ResponseNonce == ""
+	wildcard := sub.IsWildcard()
+	// An (un)subscribe request may have marked resources for resending in the map; then look at all of it.
+	quiet := len(req.ResourceNamesSubscribe) == 0 && len(req.ResourceNamesUnsubscribe) == 0
+	if !first && wildcard && quiet && returned[versionKey] == set.version {
+		return nil
+	}
+	var out []*discovery.Resource
+	var removed []string
+	var next map[string]string
+	if wildcard {
+		next = make(map[string]string, len(set.names)+1)
+		for _, n := range set.names {
+			e := set.get(n)
+			next[n] = e.version
+			if v, ok := returned[n]; !ok || v != e.version {
+				out = append(out, e.delta)
+			}
+		}
+		for n := range returned {
+			if n != versionKey && set.get(n) == nil {
+				removed = append(removed, n)
+			}
+		}
+		next[versionKey] = set.version
+	} else {
+		subscribed := sub.SubscribedResources()
+		next = make(map[string]string, len(subscribed))
+		for n := range subscribed {
+			v, ok := returned[n]
+			if e := set.get(n); e != nil {
+				next[n] = e.version
+				if !ok || v != e.version {
+					out = append(out, e.delta)
+				}
+				continue
+			}
+			next[n] = "" // known not to exist
+			if !ok || v != "" {
+				removed = append(removed, n)
+			}
+		}
+	}
+	if len(out) == 0 && len(removed) == 0 && !(first && wildcard) {
+		return nil
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Strings(removed)
+	return &deltaResponse{req: req, returned: next, resp: &discovery.DeltaDiscoveryResponse{
+		SystemVersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: out, RemovedResources: removed}}
+}
+
+// response is a ready-made DiscoveryResponse. Its resources are shared with every other stream of the
+// group; only the envelope (which the server stamps with a nonce) is per stream.
+type response struct {
+	req      *cache.Request
+	resp     *discovery.DiscoveryResponse
+	returned map[string]string
+}
+
+func (r *response) GetDiscoveryResponse() (*discovery.DiscoveryResponse, error) { return r.resp, nil }
+func (r *response) GetRequest() *discovery.DiscoveryRequest                     { return r.req }
+func (r *response) GetVersion() (string, error)                                 { return r.resp.VersionInfo, nil }
+func (r *response) GetResponseVersion() string                                  { return r.resp.VersionInfo }
+func (r *response) GetReturnedResources() map[string]string                     { return r.returned }
+func (r *response) GetContext() context.Context                                 { return context.Background() }
+
+// deltaResponse is a ready-made DeltaDiscoveryResponse; like response, only its envelope is per stream.
+type deltaResponse struct {
+	req      *cache.DeltaRequest
+	resp     *discovery.DeltaDiscoveryResponse
+	returned map[string]string
+}
+
+func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discovery.DeltaDiscoveryResponse, error) {
+	return r.resp, nil
+}
+func (r *deltaResponse) GetDeltaRequest() *discovery.DeltaDiscoveryRequest { return r.req }
+func (r *deltaResponse) GetSystemVersion() (string, error)                 { return r.resp.SystemVersionInfo, nil }
+func (r *deltaResponse) GetResponseVersion() string                        { return r.resp.SystemVersionInfo }
+func (r *deltaResponse) GetNextVersionMap() map[string]string              { return r.returned }
+func (r *deltaResponse) GetReturnedResources() map[string]string           { return r.returned }
+func (r *deltaResponse) GetContext() context.Context                       { return context.Background() }
