@@ -39,4 +39,5 @@ step "go test -race"
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 go test -race -count=1 -timeout 30m "${pkgs[@]}"
+[ $# -gt 0 ] || { step "benchmarks, once each (proves they run; figures: docs/benchmarks.md)"; go test -run '^$' -bench . -benchtime 1x ./...; }
 [ $# -gt 0 ] || { step "fuzzing (${FUZZTIME:-10s} per target)"; bash test/fuzz.sh; }
