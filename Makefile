@@ -3,10 +3,11 @@
 #   make demo-local   the demo's topology as local processes, no Docker needed (docs/demo.md)
 #   make test         every test, as CI runs them (test/all.sh)
 #   make bootstraps   regenerate the Envoy bootstraps in envoy/ after changing the generator
+#   make bench-compare   benchmark B6: nginx + consul-template against dynup on one Consul (opt-in, not in CI)
 
 GO ?= go
 
-.PHONY: demo-local test bootstraps
+.PHONY: demo-local test bootstraps bench-compare
 
 # Consul is built from the Go module proxy the first time (~8 minutes) and cached; demo/local builds dynup,
 # the demo backends and the xDS client, then runs them all on 127.0.0.1 until Ctrl-C. DEMO_FLAGS passes
@@ -22,3 +23,9 @@ test:
 
 bootstraps:
 	$(GO) test ./envoy/bootstrap -run TestGoldenFiles -update
+
+# Installs Debian's nginx if missing, builds consul-template and Consul from the Go module proxy (cached under
+# ~/.cache/dynup), then runs 100 registration changes against both (test/compare/main.go says what it measures).
+# COMPARE_FLAGS passes flags on, e.g. COMPARE_FLAGS="-changes 10" (see go run ./test/compare -help).
+bench-compare:
+	GO="$(GO)" bash test/compare/run.sh $(COMPARE_FLAGS)

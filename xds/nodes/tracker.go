@@ -38,9 +38,10 @@ type TypeState struct {
 	Sends        int       `json:"sends"`
 	LastNack     *Nack     `json:"last_nack,omitempty"`
 	nonce        string
-	// requests are the stream's last two requests of this type, which the cache may name in Current: the
-	// server ignores a request with a stale nonce, so the watch may still hold the one before.
-	requests [2]any
+	// request is the stream's latest request of this type, which the cache may name in Current. (After a
+	// request with a stale nonce, which the server ignores, the cache's watch holds the one before; the
+	// next ACK replaces that watch, so keeping one request per type, not two, loses nothing lasting.)
+	request any
 }
 
 // Nack is a rejected response: the version, the node's error detail, when, and the changes that made the
@@ -112,9 +113,7 @@ func (t *Tracker) closed(id int64) {
 	}
 	if n != nil {
 		for _, ts := range n.Types {
-			for _, r := range ts.requests {
-				delete(t.byRequest, r)
-			}
+			delete(t.byRequest, ts.request)
 		}
 	}
 	delete(t.streams, id)
@@ -192,8 +191,8 @@ func (t *Tracker) remember(n *Node, typeURL string, req any) {
 		ts = &TypeState{}
 		n.Types[typeURL] = ts
 	}
-	delete(t.byRequest, ts.requests[1])
-	ts.requests[1], ts.requests[0] = ts.requests[0], req
+	delete(t.byRequest, ts.request)
+	ts.request = req
 	t.byRequest[req] = n.Stream
 }
 
