@@ -1,0 +1,52 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/xds"
+)
+
+// startDynup runs dynup in Consul mode on the benchmark's agent, its listeners on free loopback ports, and
+// returns its xDS address once it serves (dynup serves xDS only after it has read the whole catalog).
+func startDynup(procs *children, dir, bin, consulAddr string, env []string) (string, error) {
+	c, line, err := startChild("dynup", filepath.Join(dir, "dynup.log"), bin, []string{
+		"--consul-addr", consulAddr, "--admin-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0",
+		"--http-listener-address", "127.0.0.1", "--data-dir", filepath.Join(dir, "dynup-data"), "--log-format", "json",
+	}, env, `"msg":"listening"`, time.Minute)
+	if err != nil {
+		return "", err
+	}
+	procs.add(c)
+	var rec struct{ XDS string }
+	if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.XDS == "" {
+		return "", fmt.Errorf("dynup's listening line has no xds address: %s", line)
+	}
+	return rec.XDS, nil
+}
+
+// dialXDS opens a channel to xds:///service through gRPC-Go's own xDS resolver and balancers, as a
+// proxyless gRPC client of dynup does in production. Envoy cannot be installed here; this is the data plane
+// dynup also serves. dynup.kind=grpc tells dynup to send it gRPC's resources rather than Envoy's listener.
+func dialXDS(xdsAddr, service string) (*grpc.ClientConn, error) {
+	bootstrap, _ := json.Marshal(map[string]any{
+		"xds_servers": []any{map[string]any{
+			"server_uri":      xdsAddr,
+			"channel_creds":   []any{map[string]any{"type": "insecure"}},
+			"server_features": []any{"xds_v3"},
+		}},
+		"node": map[string]any{
+			"id": "compare-grpc-client", "cluster": "compare",
+			"metadata": map[string]any{"dynup.kind": "grpc"},
+		},
+	})
+	builder, err := xds.NewXDSResolverWithConfigForTesting(bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient("xds:///"+service, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(builder))
+}
