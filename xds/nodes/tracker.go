@@ -73,7 +73,7 @@ type Tracker struct {
 	streams map[int64]*Node
 	// byRequest finds the stream of a request the cache names (see Current).
 	byRequest map[any]int64
-	changed   chan struct{} // closed and replaced on every ACK or NACK, so waiters need no polling
+	changed   chan struct{} // closed at the next ACK, NACK or disconnect when someone waits (nil when nobody does)
 }
 
 // NewTracker returns an empty tracker reporting to rollout (which may be nil).
@@ -81,8 +81,7 @@ func NewTracker(rollout Rollout, log *slog.Logger) *Tracker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Tracker{rollout: rollout, log: log, streams: map[int64]*Node{}, byRequest: map[any]int64{},
-		changed: make(chan struct{})}
+	return &Tracker{rollout: rollout, log: log, streams: map[int64]*Node{}, byRequest: map[any]int64{}}
 }
 
 func (t *Tracker) OnStreamOpen(_ context.Context, id int64, _ string) error {
@@ -237,9 +236,13 @@ func (t *Tracker) response(id int64, typeURL, version, nonce string) {
 	}
 }
 
+// notify wakes whoever waits on Changed. The channel is made only when someone asks for it: a fleet's
+// ACKs come thousands a second, and nobody is waiting for almost all of them.
 func (t *Tracker) notify() {
-	close(t.changed)
-	t.changed = make(chan struct{})
+	if t.changed != nil {
+		close(t.changed)
+		t.changed = nil
+	}
 }
 
 // Nodes returns a copy of every tracked stream's node, ordered by id then stream.
@@ -269,5 +272,8 @@ func (t *Tracker) Nodes() []Node {
 func (t *Tracker) Changed() <-chan struct{} {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.changed == nil {
+		t.changed = make(chan struct{})
+	}
 	return t.changed
 }

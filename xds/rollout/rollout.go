@@ -72,7 +72,7 @@ const recentSize = 512
 
 // New returns a tracker reading changes from log.
 func New(log ChangeLog) *Tracker {
-	return &Tracker{log: log, spans: map[string]map[string]map[string]*span{}, streams: map[int64]*stream{}, changed: make(chan struct{})}
+	return &Tracker{log: log, spans: map[string]map[string]map[string]*span{}, streams: map[int64]*stream{}}
 }
 
 // changesIn returns the known changes with from < revision ≤ to, oldest first. Called with t.mu held.
@@ -236,9 +236,13 @@ func (t *Tracker) evaluate(s *stream, at time.Time) []registry.Change {
 	return reached
 }
 
+// notify wakes waiters. The channel is made only when a waiter asks for it (see Wait): ACKs come
+// thousands a second, and nobody is waiting for almost all of them.
 func (t *Tracker) notify() {
-	close(t.changed)
-	t.changed = make(chan struct{})
+	if t.changed != nil {
+		close(t.changed)
+		t.changed = nil
+	}
 }
 
 // Report is a change's propagation, as GET /changes/{id} shows it.
@@ -327,6 +331,9 @@ func (t *Tracker) Wait(ctx context.Context, id uint64) (Report, bool) {
 	for {
 		t.mu.Lock()
 		r, ok := t.report(id)
+		if t.changed == nil {
+			t.changed = make(chan struct{})
+		}
 		changed := t.changed
 		t.mu.Unlock()
 		if !ok || r.Nodes.Pending == 0 {
