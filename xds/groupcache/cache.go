@@ -111,6 +111,9 @@ func (c *Cache) SetSnapshot(name string, s *Snapshot) {
 	old := g.snap
 	g.snap = s
 	changed := changeSets(s.changes(old))
+	// The link to the snapshot s was derived from only serves to find what changed, just done. Kept, it
+	// would hold every earlier snapshot of the group in memory: one per endpoint change, for ever.
+	s.base, s.replaced = nil, nil
 	for _, ws := range g.watches {
 		for id, w := range ws {
 			answered := false

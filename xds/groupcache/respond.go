@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"sort"
+	"sync"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -87,7 +88,7 @@ func respondChanges(s *Snapshot, req *cache.Request, sub cache.Subscription, cs 
 	}
 	wildcard := sub.IsWildcard()
 	subscribed := sub.SubscribedResources()
-	next := maps.Clone(sub.ReturnedResources())
+	next := &returnedEdits{base: sub.ReturnedResources()}
 	var out []*anypb.Any
 	for _, n := range cs.names {
 		if !wildcard {
@@ -97,19 +98,19 @@ func respondChanges(s *Snapshot, req *cache.Request, sub cache.Subscription, cs 
 		}
 		e := set.get(n)
 		if e == nil { // gone: state of the world does not say so for this type; just forget it
-			delete(next, n)
+			next.remove(n)
 			continue
 		}
-		next[n] = e.version
+		next.put(n, e.version)
 		out = append(out, e.any)
 	}
 	if wildcard {
-		next[versionKey] = set.version
+		next.put(versionKey, set.version)
 	}
 	if len(out) == 0 {
 		return nil
 	}
-	return &response{req: req, returned: next,
+	return &response{req: req, edits: next,
 		resp: &discovery.DiscoveryResponse{VersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: out}}
 }
 
@@ -122,7 +123,7 @@ func respondDeltaChanges(s *Snapshot, req *cache.DeltaRequest, sub cache.Subscri
 	wildcard := sub.IsWildcard()
 	subscribed := sub.SubscribedResources()
 	returned := sub.ReturnedResources()
-	next := maps.Clone(returned)
+	next := &returnedEdits{base: returned}
 	var out []*discovery.Resource
 	var removed []string
 	for _, n := range cs.names {
@@ -131,29 +132,29 @@ func respondDeltaChanges(s *Snapshot, req *cache.DeltaRequest, sub cache.Subscri
 			continue
 		}
 		if e := set.get(n); e != nil {
-			next[n] = e.version
+			next.put(n, e.version)
 			out = append(out, e.delta)
 			continue
 		}
 		v, known := returned[n]
 		switch {
 		case named: // known not to exist
-			next[n] = ""
+			next.put(n, "")
 			if !known || v != "" {
 				removed = append(removed, n)
 			}
 		case known:
-			delete(next, n)
+			next.remove(n)
 			removed = append(removed, n)
 		}
 	}
 	if wildcard {
-		next[versionKey] = set.version
+		next.put(versionKey, set.version)
 	}
 	if len(out) == 0 && len(removed) == 0 {
 		return nil
 	}
-	return &deltaResponse{req: req, returned: next, resp: &discovery.DeltaDiscoveryResponse{
+	return &deltaResponse{req: req, edits: next, resp: &discovery.DeltaDiscoveryResponse{
 		SystemVersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: out, RemovedResources: removed}}
 }
 
@@ -282,13 +283,14 @@ type response struct {
 	req      *cache.Request
 	resp     *discovery.DiscoveryResponse
 	returned map[string]string
+	edits    *returnedEdits // instead of returned, for a response to a change
 }
 
 func (r *response) GetDiscoveryResponse() (*discovery.DiscoveryResponse, error) { return r.resp, nil }
 func (r *response) GetRequest() *discovery.DiscoveryRequest                     { return r.req }
 func (r *response) GetVersion() (string, error)                                 { return r.resp.VersionInfo, nil }
 func (r *response) GetResponseVersion() string                                  { return r.resp.VersionInfo }
-func (r *response) GetReturnedResources() map[string]string                     { return r.returned }
+func (r *response) GetReturnedResources() map[string]string                     { return r.edits.apply(r.returned) }
 func (r *response) GetContext() context.Context                                 { return context.Background() }
 
 // deltaResponse is a ready-made DeltaDiscoveryResponse; like response, only its envelope is per stream.
@@ -296,6 +298,7 @@ type deltaResponse struct {
 	req      *cache.DeltaRequest
 	resp     *discovery.DeltaDiscoveryResponse
 	returned map[string]string
+	edits    *returnedEdits
 }
 
 func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discovery.DeltaDiscoveryResponse, error) {
@@ -304,6 +307,52 @@ func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discovery.DeltaDiscoveryRe
 func (r *deltaResponse) GetDeltaRequest() *discovery.DeltaDiscoveryRequest { return r.req }
 func (r *deltaResponse) GetSystemVersion() (string, error)                 { return r.resp.SystemVersionInfo, nil }
 func (r *deltaResponse) GetResponseVersion() string                        { return r.resp.SystemVersionInfo }
-func (r *deltaResponse) GetNextVersionMap() map[string]string              { return r.returned }
-func (r *deltaResponse) GetReturnedResources() map[string]string           { return r.returned }
+func (r *deltaResponse) GetNextVersionMap() map[string]string              { return r.edits.apply(r.returned) }
+func (r *deltaResponse) GetReturnedResources() map[string]string           { return r.edits.apply(r.returned) }
 func (r *deltaResponse) GetContext() context.Context                       { return context.Background() }
+
+// returnedEdits is a stream's returned-resources map after a change: its previous map with a few entries
+// set or removed. The copy is made when the server asks for it, on the stream's own goroutine, not while
+// the cache answers every stream of a group under its lock: copying a 100-entry map for each of 10,000
+// streams was most of the time an endpoint change took to hand over.
+type returnedEdits struct {
+	base  map[string]string
+	edits []returnedEdit
+
+	once sync.Once
+	out  map[string]string
+}
+
+type returnedEdit struct {
+	name, version string
+	remove        bool
+}
+
+func (e *returnedEdits) put(name, version string) {
+	e.edits = append(e.edits, returnedEdit{name: name, version: version})
+}
+
+func (e *returnedEdits) remove(name string) {
+	e.edits = append(e.edits, returnedEdit{name: name, remove: true})
+}
+
+// apply returns the edited map, or built when there are no edits (a response built whole).
+func (e *returnedEdits) apply(built map[string]string) map[string]string {
+	if e == nil {
+		return built
+	}
+	e.once.Do(func() {
+		e.out = maps.Clone(e.base)
+		if e.out == nil {
+			e.out = make(map[string]string, len(e.edits))
+		}
+		for _, ed := range e.edits {
+			if ed.remove {
+				delete(e.out, ed.name)
+			} else {
+				e.out[ed.name] = ed.version
+			}
+		}
+	})
+	return e.out
+}

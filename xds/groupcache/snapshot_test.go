@@ -151,3 +151,28 @@ func fanoutCount(t *testing.T) float64 {
 	}
 	return n
 }
+
+// Installing a derived snapshot drops its link to the one it came from; otherwise every endpoint change
+// would keep every earlier snapshot of the group in memory.
+func TestInstalledSnapshotForgetsItsBase(t *testing.T) {
+	c := New(func(*core.Node) string { return "g" }, nil)
+	s, err := NewSnapshot(map[string][]types.Resource{resource.EndpointType: {cla("a", "z1"), cla("b", "z1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetSnapshot("g", s)
+	for i := 0; i < 3; i++ {
+		next, err := s.Replace(map[string][]types.Resource{resource.EndpointType: {cla("a", fmt.Sprintf("z%d", i+2))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.base != s {
+			t.Fatalf("a derived snapshot should know its base until installed")
+		}
+		c.SetSnapshot("g", next)
+		if next.base != nil || next.replaced != nil {
+			t.Fatalf("installed snapshot %d still holds its base", i)
+		}
+		s = next
+	}
+}
