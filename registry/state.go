@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
 	"sort"
 	"time"
 )
@@ -59,18 +60,50 @@ func (s *State) Names() []string {
 
 // contentHash covers what translation reads. Without snippets it is the hash of the upstreams alone, as
 // it was before snippets existed, so replicas of different builds agree while no snippet is active.
-func contentHash(ups []Upstream, snippets []ActiveSnippet) string {
-	b, err := json.Marshal(ups)
-	if err != nil {
-		panic("registry: upstreams must marshal: " + err.Error()) // plain data; cannot fail
+//
+// It is the hash of the JSON of the upstreams. Each upstream's encoding is taken from cache when the
+// upstream is unchanged, and the new cache is returned: encoding 10,000 upstreams on every accepted
+// change cost ~100 ms, comparing them costs a fraction of that. The bytes hashed are the same as
+// json.Marshal(ups) gives.
+func contentHash(ups []Upstream, snippets []ActiveSnippet, cache map[string]encodedUpstream) (string, map[string]encodedUpstream) {
+	next := make(map[string]encodedUpstream, len(ups))
+	h := sha256.New()
+	h.Write([]byte{'['})
+	for i := range ups {
+		u := &ups[i]
+		e, ok := cache[u.Name]
+		if !ok || !reflect.DeepEqual(&e.upstream, u) {
+			b, err := json.Marshal(u)
+			if err != nil {
+				panic("registry: upstreams must marshal: " + err.Error()) // plain data; cannot fail
+			}
+			e = encodedUpstream{upstream: *u, json: b}
+		}
+		next[u.Name] = e
+		if i > 0 {
+			h.Write([]byte{','})
+		}
+		h.Write(e.json)
+	}
+	if ups == nil {
+		h.Reset()
+		h.Write([]byte("null"))
+	} else {
+		h.Write([]byte{']'})
 	}
 	if len(snippets) > 0 {
 		sb, err := json.Marshal(snippets)
 		if err != nil {
 			panic("registry: snippets must marshal: " + err.Error())
 		}
-		b = append(append(b, '\n'), sb...)
+		h.Write([]byte{'\n'})
+		h.Write(sb)
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
+	return hex.EncodeToString(h.Sum(nil)[:8]), next
+}
+
+// encodedUpstream is an upstream with its JSON, for contentHash.
+type encodedUpstream struct {
+	upstream Upstream
+	json     []byte
 }

@@ -54,6 +54,7 @@ type Store struct {
 	history    []Change                         // the newest changes, oldest first, at most historySize
 	health     map[string]map[ServerKey]Verdict // unhealthy servers by health source
 	lua        *luaChecker                      // validates snippet sources, outside mu
+	encoded    map[string]encodedUpstream       // the current state's upstreams as JSON (see contentHash)
 }
 
 // errUnchanged lets an update function say the write is a no-op: nothing is saved or published.
@@ -310,7 +311,9 @@ func (s *Store) build(rev uint64, c Change) *State {
 	warnings = append(warnings, applyHealth(ups, s.health)...)
 	snippets, snippetWarnings := activeSnippets(s.cfg.Snippets, ups)
 	warnings = append(warnings, snippetWarnings...)
-	return &State{Revision: rev, Hash: contentHash(ups, snippets), Upstreams: ups, Snippets: snippets, Warnings: warnings, Change: c}
+	var hash string
+	hash, s.encoded = contentHash(ups, snippets, s.encoded)
+	return &State{Revision: rev, Hash: hash, Upstreams: ups, Snippets: snippets, Warnings: warnings, Change: c}
 }
 
 func (s *Store) configSource() string {

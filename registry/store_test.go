@@ -2,6 +2,9 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -173,5 +176,40 @@ func TestHashDependsOnContentOnly(t *testing.T) {
 	s2.PutUpstream(ctx, up("a", 80), "admin")
 	if s1.State().Hash != s2.State().Hash || s1.State().Revision == s2.State().Revision {
 		t.Fatalf("same content, different history: hashes %s and %s", s1.State().Hash, s2.State().Hash)
+	}
+}
+
+// The content hash is the hash of json.Marshal of the upstreams (and the snippets), whichever upstreams
+// came from the cache of encodings: replicas of other builds compute it that way.
+func TestContentHashUsesCachedEncodingsFaithfully(t *testing.T) {
+	plain := func(ups []Upstream, snippets []ActiveSnippet) string {
+		b, _ := json.Marshal(ups)
+		if len(snippets) > 0 {
+			sb, _ := json.Marshal(snippets)
+			b = append(append(b, '\n'), sb...)
+		}
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:8])
+	}
+	ups := []Upstream{{Name: "a", Servers: []Server{{Host: "10.0.0.1", Port: 80}}}, {Name: "b", Domains: []string{"b.example"}}}
+	var cache map[string]encodedUpstream
+	for step, edit := range []func(){
+		func() {},
+		func() { ups[1].Servers = []Server{{Host: "10.0.0.2", Port: 81, Weight: 3}} },
+		func() {},
+		func() { ups = ups[:1] },
+		func() { ups = nil },
+		func() { ups = []Upstream{{Name: "a", Servers: []Server{{Host: "10.0.0.9", Port: 80}}}} },
+	} {
+		edit()
+		var got string
+		got, cache = contentHash(ups, nil, cache)
+		if want := plain(ups, nil); got != want {
+			t.Fatalf("step %d: hash %s, want %s", step, got, want)
+		}
+	}
+	snippets := []ActiveSnippet{{Name: "s"}}
+	if got, _ := contentHash(ups, snippets, cache); got != plain(ups, snippets) {
+		t.Fatalf("with snippets: hash %s, want %s", got, plain(ups, snippets))
 	}
 }
