@@ -200,12 +200,25 @@ type nodesView struct {
 	} `json:"nodes"`
 }
 
-// ackedVersions waits until node id has ACKed every type a gRPC client reads (listeners with inline routes,
-// clusters, endpoints) and returns the versions.
+// ackedVersions waits until node id (a gRPC client without a zone) is on its group's current version of
+// every type a gRPC client reads (listeners with inline routes, clusters, endpoints) and returns them.
 func ackedVersions(t *testing.T, d *harness.Dynup, id string) map[string]string {
 	t.Helper()
 	var out map[string]string
 	harness.Until(t, 20*time.Second, func() error {
+		var groups struct {
+			Groups []struct {
+				Group    struct{ Kind, Zone string } `json:"group"`
+				Versions map[string]string           `json:"versions"`
+			} `json:"groups"`
+		}
+		d.GetJSON(t, "/xds", &groups)
+		current := map[string]string{}
+		for _, g := range groups.Groups {
+			if g.Group.Kind == "grpc" && g.Group.Zone == "" {
+				current = g.Versions
+			}
+		}
 		var v nodesView
 		d.GetJSON(t, "/nodes", &v)
 		for _, n := range v.Nodes {
@@ -218,10 +231,15 @@ func ackedVersions(t *testing.T, d *harness.Dynup, id string) map[string]string 
 					out[typ] = s.AckedVersion
 				}
 			}
-			if len(out) == 3 {
-				return nil
+			if len(out) != 3 {
+				return fmt.Errorf("node %s ACKed %v", id, out)
 			}
-			return fmt.Errorf("node %s ACKed %v", id, out)
+			for typ, v := range out {
+				if current[typ] != v {
+					return fmt.Errorf("node %s is on %s %s, its group on %s", id, typ, v, current[typ])
+				}
+			}
+			return nil
 		}
 		return fmt.Errorf("node %s not connected", id)
 	})

@@ -31,8 +31,11 @@ type Node struct {
 
 // TypeState is one resource type on one stream.
 type TypeState struct {
-	SentVersion  string    `json:"sent_version"`
-	SentAt       time.Time `json:"sent_at,omitzero"`
+	SentVersion string    `json:"sent_version"`
+	SentAt      time.Time `json:"sent_at,omitzero"`
+	// AckedVersion is the newest version the node accepted, or holds: a node that subscribes to named
+	// resources (a proxyless gRPC client) is not sent a version in which none of them changed, and holds it
+	// all the same.
 	AckedVersion string    `json:"acked_version,omitempty"`
 	AckedAt      time.Time `json:"acked_at,omitzero"`
 	Sends        int       `json:"sends"`
@@ -201,10 +204,20 @@ func (t *Tracker) Current(req any, typeURL, version string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	id, ok := t.byRequest[req]
-	if !ok || t.rollout == nil {
+	if !ok {
 		return
 	}
-	t.rollout.Acked(id, typeURL, version, time.Now())
+	now := time.Now()
+	// The node holds this version's content of everything it asked for, so it is shown (and counted) as
+	// on this version, like a node that was sent it and ACKed: otherwise a proxyless client would look out
+	// of date after every change to an upstream it does not use.
+	if n := t.streams[id]; n != nil && n.Types[typeURL] != nil {
+		ts := n.Types[typeURL]
+		ts.AckedVersion, ts.AckedAt = version, now
+	}
+	if t.rollout != nil {
+		t.rollout.Acked(id, typeURL, version, now)
+	}
 	t.notify()
 }
 

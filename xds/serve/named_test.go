@@ -48,6 +48,15 @@ func TestNamedSubscriberReachesChangesToOtherUpstreams(t *testing.T) {
 	moved.Servers[0].Weight = 5
 	f.publish(up("a", a1), moved)
 	wait(2)
+	// The node view shows it on the group's new version too, not as out of date.
+	snap, _ := f.pub.Cache().Snapshot("grpc")
+	for _, n := range f.tracker.Nodes() {
+		for typ, ts := range n.Types {
+			if ts.AckedVersion != snap.Version(typ) {
+				t.Errorf("%s: node shown on version %s, its group is on %s", typ, ts.AckedVersion, snap.Version(typ))
+			}
+		}
+	}
 
 	// a moves: the client must be sent it and ACK before the change counts as reached.
 	f.publish(up("a", a2), moved)
