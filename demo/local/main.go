@@ -17,15 +17,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"strings"
-	"syscall"
+
+	"github.com/dynup/dynup/test/localproc"
 )
 
 // backends are the demo's servers, as in docker-compose.yml: two for imgprocess, one for imageinfo.
@@ -48,16 +46,11 @@ type config struct {
 	readyJSON                                  bool
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-}
+func main() { localproc.Main(run) }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
-	fs := flag.NewFlagSet("demo-local", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := localproc.NewFlagSet("demo-local", stderr)
 	fs.StringVar(&c.consulBin, "consul-bin", os.Getenv("DYNUP_CONSUL_BIN"), "Consul binary (default $DYNUP_CONSUL_BIN, else consul on PATH); `make demo-local` builds one")
 	fs.StringVar(&c.dynupBin, "dynup-bin", "", "dynup binary (default: go build ./cmd/dynup into --dir)")
 	fs.StringVar(&c.backendBin, "backend-bin", "", "demo backend binary (default: go build ./demo/backend into --dir)")
@@ -68,13 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.listenAddr, "listen", "127.0.0.1:10000", "the xDS client's HTTP front, where Envoy listens in the compose demo")
 	fs.StringVar(&c.dir, "dir", "", "directory for logs, dynup's data, the gRPC bootstrap and binaries (default: a new temporary directory)")
 	fs.BoolVar(&c.readyJSON, "ready-json", false, "once ready, print one JSON line with every address and pid first (for tests)")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return c, nil
+	return c, localproc.Parse(fs, args)
 }
 
 // ready is what the topology looks like once it serves; --ready-json prints it.
@@ -91,18 +78,14 @@ type ready struct {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintln(stderr, "demo-local:", err)
-		return 2
+		return localproc.ArgsStatus("demo-local", err, stderr)
 	}
-	g := &group{}
+	g := &localproc.Group{}
 	stopping := make(chan struct{})
 	defer func() {
 		close(stopping)
-		g.stopAll()
+		g.StopAll()
 	}()
 	r, essential, err := start(c, g, stderr, stopping)
 	if err != nil {
@@ -117,23 +100,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	// Run until Ctrl-C, or until a part the demo cannot do without stops (a backend may stop: that is a step
 	// of the demo).
-	exited := make(chan *child, len(essential))
+	exited := make(chan *localproc.Process, len(essential))
 	for _, p := range essential {
-		go func() { <-p.done; exited <- p }()
+		go func() { <-p.Done(); exited <- p }()
 	}
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(stderr, "demo-local: stopping")
 		return 0
 	case p := <-exited:
-		fmt.Fprintf(stderr, "demo-local: %s exited (%v); stopping everything. The end of %s:\n%s\n", p.name, p.err, p.logPath, tail(p.logPath))
+		fmt.Fprintf(stderr, "demo-local: %s exited (%v); stopping everything. The end of %s:\n%s\n", p.Name, p.Err(), p.LogPath, p.Tail())
 		return 1
 	}
 }
 
 // start builds what is missing and starts Consul, the backends (registered in Consul), dynup and the xDS
 // client, in that order. It returns the parts whose exit ends the demo.
-func start(c config, g *group, stderr io.Writer, stopping <-chan struct{}) (*ready, []*child, error) {
+func start(c config, g *localproc.Group, stderr io.Writer, stopping <-chan struct{}) (*ready, []*localproc.Process, error) {
 	if c.dir == "" {
 		d, err := os.MkdirTemp("", "dynup-demo-local-")
 		if err != nil {
@@ -147,28 +130,28 @@ func start(c config, g *group, stderr io.Writer, stopping <-chan struct{}) (*rea
 	if err := findBinaries(&c, stderr); err != nil {
 		return nil, nil, err
 	}
-	env := withoutPrefixes(os.Environ(), "CONSUL_", "GRPC_XDS_BOOTSTRAP")
+	env := localproc.EnvWithout(os.Environ(), "CONSUL_", "GRPC_XDS_BOOTSTRAP")
 	r := &ready{Dir: c.dir, HTTP: c.listenAddr, PIDs: map[string]int{}}
 
 	consul, consulAddr, err := startConsul(g, c.dir, c.consulBin, c.consulAddr, env)
 	if err != nil {
 		return nil, nil, err
 	}
-	r.Consul, r.PIDs["consul"] = consulAddr, consul.pid()
-	client, err := consulClient(consulAddr)
+	r.Consul, r.PIDs["consul"] = consulAddr, consul.PID()
+	client, err := localproc.ConsulClient(consulAddr)
 	if err != nil {
 		return nil, nil, err
 	}
 	reg := &registrator{agent: client.Agent(), out: stderr}
 	for _, spec := range backends {
 		b := &backend{Name: spec.name, Service: spec.service}
-		p, addr, err := startChild(b.Name, filepath.Join(c.dir, b.Name+".log"), c.backendBin,
-			[]string{"--addr", "127.0.0.1:0", "--name", b.Name}, env, prefixReady("listening on "))
+		p, addr, err := localproc.Start(b.Name, filepath.Join(c.dir, b.Name+".log"), c.backendBin,
+			[]string{"--addr", "127.0.0.1:0", "--name", b.Name}, env, localproc.AfterPrefix("listening on "))
 		if err != nil {
 			return nil, nil, err
 		}
-		g.add(p)
-		b.proc, b.Addr, b.PID = p, addr.(string), p.pid()
+		g.Add(p)
+		b.proc, b.Addr, b.PID = p, addr.(string), p.PID()
 		if err := reg.register(b); err != nil {
 			return nil, nil, fmt.Errorf("registering %s in Consul: %w", b.Name, err)
 		}
@@ -179,28 +162,28 @@ func start(c config, g *group, stderr io.Writer, stopping <-chan struct{}) (*rea
 		r.Backends = append(r.Backends, b)
 	}
 
-	dynup, addrs, err := startChild("dynup", filepath.Join(c.dir, "dynup.log"), c.dynupBin, []string{
+	dynup, addrs, err := localproc.Start("dynup", filepath.Join(c.dir, "dynup.log"), c.dynupBin, []string{
 		"--admin-addr", c.adminAddr, "--xds-addr", c.xdsAddr, "--consul-addr", consulAddr,
 		"--data-dir", filepath.Join(c.dir, "dynup-data"), "--log-format", "json",
 	}, env, dynupReady)
 	if err != nil {
 		return nil, nil, err
 	}
-	g.add(dynup)
-	r.Admin, r.XDS, r.PIDs["dynup"] = addrs.([2]string)[0], addrs.([2]string)[1], dynup.pid()
+	g.Add(dynup)
+	r.Admin, r.XDS, r.PIDs["dynup"] = addrs.([2]string)[0], addrs.([2]string)[1], dynup.PID()
 
 	r.Bootstrap = filepath.Join(c.dir, "grpc-bootstrap.json")
 	if err := os.WriteFile(r.Bootstrap, grpcBootstrap(r.XDS), 0o600); err != nil {
 		return nil, nil, err
 	}
-	xdsclient, httpAddr, err := startChild("xdsclient", filepath.Join(c.dir, "xdsclient.log"), c.clientBin,
-		[]string{"--listen", c.listenAddr}, append(env, "GRPC_XDS_BOOTSTRAP="+r.Bootstrap), prefixReady("listening on "))
+	xdsclient, httpAddr, err := localproc.Start("xdsclient", filepath.Join(c.dir, "xdsclient.log"), c.clientBin,
+		[]string{"--listen", c.listenAddr}, append(env, "GRPC_XDS_BOOTSTRAP="+r.Bootstrap), localproc.AfterPrefix("listening on "))
 	if err != nil {
 		return nil, nil, err
 	}
-	g.add(xdsclient)
-	r.HTTP, r.PIDs["xdsclient"] = httpAddr.(string), xdsclient.pid()
-	return r, []*child{consul, dynup, xdsclient}, nil
+	g.Add(xdsclient)
+	r.HTTP, r.PIDs["xdsclient"] = httpAddr.(string), xdsclient.PID()
+	return r, []*localproc.Process{consul, dynup, xdsclient}, nil
 }
 
 // dynupReady reads dynup's JSON log line {"msg":"listening","admin":…,"xds":…}.
@@ -258,20 +241,6 @@ func findBinaries(c *config, stderr io.Writer) error {
 		}
 	}
 	return nil
-}
-
-func withoutPrefixes(env []string, prefixes ...string) []string {
-	var out []string
-next:
-	for _, kv := range env {
-		for _, p := range prefixes {
-			if strings.HasPrefix(kv, p) {
-				continue next
-			}
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 func printSummary(w io.Writer, r *ready) {

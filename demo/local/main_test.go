@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dynup/dynup/test/localproc"
 )
 
 // test/demolocal runs this program end to end; these cover what a successful run there does not.
@@ -21,7 +22,7 @@ func TestBadArgumentsExit2(t *testing.T) {
 }
 
 func TestConsulMustBeOnLoopback(t *testing.T) {
-	_, _, err := startConsul(&group{}, t.TempDir(), "/nonexistent", "0.0.0.0:8500", nil)
+	_, _, err := startConsul(&localproc.Group{}, t.TempDir(), "/nonexistent", "0.0.0.0:8500", nil)
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1") {
 		t.Errorf("err = %v, want a refusal naming 127.0.0.1", err)
 	}
@@ -56,13 +57,5 @@ func TestGRPCBootstrapNamesDynupAndTheZone(t *testing.T) {
 	if len(b.XDSServers) != 1 || b.XDSServers[0].ServerURI != "127.0.0.1:18000" || b.Node.ID != clientNodeID ||
 		b.Node.Locality["zone"] != clientZone || b.Node.Metadata["dynup.kind"] != "grpc" {
 		t.Errorf("bootstrap %+v", b)
-	}
-}
-
-func TestChildrenDoNotInheritConsulOrGRPCSettings(t *testing.T) {
-	got := withoutPrefixes([]string{"PATH=/bin", "CONSUL_HTTP_TOKEN=x", "GRPC_XDS_BOOTSTRAP=/f", "GRPC_XDS_BOOTSTRAP_CONFIG={}", "HOME=/h"},
-		"CONSUL_", "GRPC_XDS_BOOTSTRAP")
-	if !slices.Equal(got, []string{"PATH=/bin", "HOME=/h"}) {
-		t.Errorf("got %v", got)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/dynup/dynup/test/localproc"
 )
 
 // backend is one demo backend process and its Consul registration.
@@ -15,7 +17,7 @@ type backend struct {
 	Service string `json:"service"` // its Consul service, hence its upstream
 	Addr    string `json:"addr"`
 	PID     int    `json:"pid"`
-	proc    *child
+	proc    *localproc.Process
 }
 
 // registrator stands in for Registrator: it registers a backend in Consul once the backend listens and
@@ -40,7 +42,7 @@ func (r *registrator) register(b *backend) error {
 
 // deregisterOnExit waits for the backend to exit and deregisters it, unless the whole demo is stopping.
 func (r *registrator) deregisterOnExit(b *backend, stopping <-chan struct{}) {
-	<-b.proc.done
+	<-b.proc.Done()
 	select {
 	case <-stopping:
 		return
@@ -51,5 +53,5 @@ func (r *registrator) deregisterOnExit(b *backend, stopping <-chan struct{}) {
 		return
 	}
 	fmt.Fprintf(r.out, "%s (pid %d) exited (%s): deregistered from Consul, as Registrator does when a container stops\n",
-		b.Name, b.PID, b.proc.cmd.ProcessState)
+		b.Name, b.PID, b.proc.State())
 }

@@ -4,26 +4,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/xds"
+
+	"github.com/dynup/dynup/test/localproc"
 )
 
 // startDynup runs dynup in Consul mode on the benchmark's agent, its listeners on free loopback ports, and
 // returns its xDS address once it serves (dynup serves xDS only after it has read the whole catalog).
-func startDynup(procs *children, dir, bin, consulAddr string, env []string) (string, error) {
-	c, line, err := startChild("dynup", filepath.Join(dir, "dynup.log"), bin, []string{
+func startDynup(procs *localproc.Group, dir, bin, consulAddr string, env []string) (string, error) {
+	c, line, err := localproc.Start("dynup", filepath.Join(dir, "dynup.log"), bin, []string{
 		"--consul-addr", consulAddr, "--admin-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0",
 		"--http-listener-address", "127.0.0.1", "--data-dir", filepath.Join(dir, "dynup-data"), "--log-format", "json",
-	}, env, `"msg":"listening"`, time.Minute)
+	}, env, localproc.LineContaining(`"msg":"listening"`))
 	if err != nil {
 		return "", err
 	}
-	procs.add(c)
+	procs.Add(c)
 	var rec struct{ XDS string }
-	if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.XDS == "" {
+	if err := json.Unmarshal([]byte(line.(string)), &rec); err != nil || rec.XDS == "" {
 		return "", fmt.Errorf("dynup's listening line has no xds address: %s", line)
 	}
 	return rec.XDS, nil

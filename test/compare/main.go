@@ -18,16 +18,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/dynup/dynup/test/localproc"
 )
 
 // service is the Consul service both sides route to.
@@ -40,16 +39,11 @@ type config struct {
 	timeout                                   time.Duration
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-}
+func main() { localproc.Main(run) }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
-	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := localproc.NewFlagSet("compare", stderr)
 	fs.StringVar(&c.consulBin, "consul-bin", "consul", "Consul binary (bash test/consulagent/build-consul.sh prints one)")
 	fs.StringVar(&c.ctBin, "consul-template-bin", "consul-template", "consul-template binary (bash test/compare/build-consul-template.sh prints one)")
 	fs.StringVar(&c.nginxBin, "nginx-bin", "/usr/sbin/nginx", "nginx binary (Debian's package: apt-get install nginx)")
@@ -63,12 +57,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.grace, "grace", 2*time.Second, "how long a deregistered instance keeps serving before it stops (0: at once)")
 	fs.DurationVar(&c.changeTimeout, "change-timeout", 10*time.Second, "how long a change waits for each side to serve the new instance before counting it as missed")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "bound on the whole run; what was measured by then is printed")
-	if err := fs.Parse(args); err != nil {
+	if err := localproc.Parse(fs, args); err != nil {
 		return c, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case c.dynupBin == "":
 		return c, errors.New("--dynup-bin is required (test/compare/run.sh builds one)")
 	case c.changes < 1 || c.clients < 1 || c.live < 1 || c.interval <= 0:
@@ -86,12 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintln(stderr, "compare:", err)
-		return 2
+		return localproc.ArgsStatus("compare", err, stderr)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -130,15 +118,15 @@ func bench(ctx context.Context, c config, log io.Writer) (*result, error) {
 	}
 	c.dir, _ = filepath.Abs(c.dir)
 	fmt.Fprintf(log, "compare: configs and logs in %s\n", c.dir)
-	env := envWithout("CONSUL_", "GRPC_XDS_BOOTSTRAP")
-	var procs children
-	defer procs.stopAll()
+	env := localproc.EnvWithout(os.Environ(), "CONSUL_", "GRPC_XDS_BOOTSTRAP")
+	var procs localproc.Group
+	defer procs.StopAll()
 
 	consulAddr, err := startConsul(&procs, c.dir, c.consulBin, env)
 	if err != nil {
 		return nil, err
 	}
-	client, err := consulClient(consulAddr)
+	client, err := localproc.ConsulClient(consulAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -174,11 +162,11 @@ func bench(ctx context.Context, c config, log io.Writer) (*result, error) {
 	// Any process of either side that exits ends the run: its numbers would mean nothing.
 	ctx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
-	for _, p := range procs {
+	for _, p := range procs.Processes() {
 		go func() {
 			select {
-			case <-p.done:
-				abort(fmt.Errorf("%s exited during the run (%v); the end of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath)))
+			case <-p.Done():
+				abort(fmt.Errorf("%s exited during the run (%v); the end of %s:\n%s", p.Name, p.Err(), p.LogPath, p.Tail()))
 			case <-ctx.Done():
 			}
 		}()

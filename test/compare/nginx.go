@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dynup/dynup/test/localproc"
 )
 
 // The seed's first solution, as it ran in production: consul-template watches the service in Consul, renders
@@ -68,8 +70,8 @@ template {
 
 // startNginx renders the upstream file once, starts nginx on it, then starts consul-template watching
 // Consul with the reload command. It returns nginx's listen address.
-func startNginx(procs *children, dir, nginxBin, ctBin, consulAddr, service string, env []string) (string, error) {
-	free, err := freePorts(1)
+func startNginx(procs *localproc.Group, dir, nginxBin, ctBin, consulAddr, service string, env []string) (string, error) {
+	free, err := localproc.FreePorts(1)
 	if err != nil {
 		return "", err
 	}
@@ -98,42 +100,42 @@ func startNginx(procs *children, dir, nginxBin, ctBin, consulAddr, service strin
 	}
 
 	// nginx needs the file before it starts, and a reload before nginx runs would fail: render it once first.
-	once, _, err := startChild("consul-template-once", filepath.Join(dir, "consul-template.log"), ctBin,
-		[]string{"-consul-addr", consulAddr, "-template", tmpl + ":" + upstream, "-once"}, env, "", 0)
+	once, _, err := localproc.Start("consul-template-once", filepath.Join(dir, "consul-template.log"), ctBin,
+		[]string{"-consul-addr", consulAddr, "-template", tmpl + ":" + upstream, "-once"}, env, nil)
 	if err != nil {
 		return "", err
 	}
 	select {
-	case <-once.done:
-		if once.err != nil {
-			return "", fmt.Errorf("consul-template -once: %v; the end of %s:\n%s", once.err, once.logPath, tail(once.logPath))
+	case <-once.Done():
+		if once.Err() != nil {
+			return "", fmt.Errorf("consul-template -once: %v; the end of %s:\n%s", once.Err(), once.LogPath, once.Tail())
 		}
 	case <-time.After(time.Minute):
-		once.stop()
-		return "", fmt.Errorf("consul-template -once did not finish within a minute; the end of %s:\n%s", once.logPath, tail(once.logPath))
+		once.Stop()
+		return "", fmt.Errorf("consul-template -once did not finish within a minute; the end of %s:\n%s", once.LogPath, once.Tail())
 	}
 
-	nginx, _, err := startChild("nginx", filepath.Join(dir, "nginx.log"), nginxBin, nginxArgs, env, "", 0)
+	nginx, _, err := localproc.Start("nginx", filepath.Join(dir, "nginx.log"), nginxBin, nginxArgs, env, nil)
 	if err != nil {
 		return "", err
 	}
-	procs.add(nginx)
+	procs.Add(nginx)
 	if err := waitListening(nginx, listen); err != nil {
 		return "", err
 	}
 
 	// The first render of the watching consul-template finds the file as it is and runs no command.
-	ct, _, err := startChild("consul-template", filepath.Join(dir, "consul-template.log"), ctBin,
-		[]string{"-config", filepath.Join(dir, "consul-template.hcl")}, env, "(runner) starting", time.Minute)
+	ct, _, err := localproc.Start("consul-template", filepath.Join(dir, "consul-template.log"), ctBin,
+		[]string{"-config", filepath.Join(dir, "consul-template.hcl")}, env, localproc.LineContaining("(runner) starting"))
 	if err != nil {
 		return "", err
 	}
-	procs.add(ct)
+	procs.Add(ct)
 	return listen, nil
 }
 
 // waitListening polls until addr accepts connections; nginx prints nothing when it is up.
-func waitListening(c *child, addr string) error {
+func waitListening(p *localproc.Process, addr string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
@@ -141,8 +143,8 @@ func waitListening(c *child, addr string) error {
 			conn.Close()
 			return nil
 		}
-		if c.exited() || time.Now().After(deadline) {
-			return fmt.Errorf("%s not listening on %s (%v, exited: %v); the end of %s:\n%s", c.name, addr, err, c.exited(), c.logPath, tail(c.logPath))
+		if p.Exited() || time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening on %s (%v, exited: %v); the end of %s:\n%s", p.Name, addr, err, p.Exited(), p.LogPath, p.Tail())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

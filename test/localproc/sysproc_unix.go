@@ -1,4 +1,6 @@
-package main
+//go:build unix && !linux
+
+package localproc
 
 import (
 	"os/exec"
@@ -6,10 +8,10 @@ import (
 )
 
 // setSysProcAttr puts the child in its own process group, so that Ctrl-C reaches only this program, which
-// stops the children in order; and has the kernel kill the child when the thread that started it ends, so a
-// benchmark killed mid-run leaves no Consul, nginx or dynup behind.
+// then stops the children in order. Outside Linux there is no Pdeathsig: children outlive this program if
+// it is killed.
 func setSysProcAttr(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 }
 
 // killGroup kills whatever is left in the process group that setSysProcAttr made for the child pid.
