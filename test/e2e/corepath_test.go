@@ -193,15 +193,16 @@ type xdsStatus struct {
 
 type nodesView struct {
 	Nodes []struct {
-		ID    string `json:"id"`
+		ID    string                      `json:"id"`
+		Group struct{ Kind, Zone string } `json:"group"`
 		Types map[string]struct {
 			AckedVersion string `json:"acked_version"`
 		} `json:"types"`
 	} `json:"nodes"`
 }
 
-// ackedVersions waits until node id (a gRPC client without a zone) is on its group's current version of
-// every type a gRPC client reads (listeners with inline routes, clusters, endpoints) and returns them.
+// ackedVersions waits until node id (a gRPC client) is on its group's current version of every type a gRPC
+// client reads (listeners with inline routes, clusters, endpoints) and returns them.
 func ackedVersions(t *testing.T, d *harness.Dynup, id string) map[string]string {
 	t.Helper()
 	var out map[string]string
@@ -213,17 +214,17 @@ func ackedVersions(t *testing.T, d *harness.Dynup, id string) map[string]string 
 			} `json:"groups"`
 		}
 		d.GetJSON(t, "/xds", &groups)
-		current := map[string]string{}
-		for _, g := range groups.Groups {
-			if g.Group.Kind == "grpc" && g.Group.Zone == "" {
-				current = g.Versions
-			}
-		}
 		var v nodesView
 		d.GetJSON(t, "/nodes", &v)
 		for _, n := range v.Nodes {
 			if n.ID != id {
 				continue
+			}
+			current := map[string]string{}
+			for _, g := range groups.Groups {
+				if g.Group == n.Group {
+					current = g.Versions
+				}
 			}
 			out = map[string]string{}
 			for typ, s := range n.Types {

@@ -213,7 +213,7 @@ func (t *Tracker) Current(req any, typeURL, version string) {
 	// of date after every change to an upstream it does not use.
 	if n := t.streams[id]; n != nil && n.Types[typeURL] != nil {
 		ts := n.Types[typeURL]
-		ts.AckedVersion, ts.AckedAt = version, now
+		ts.SentVersion, ts.AckedVersion, ts.AckedAt = version, version, now // nothing of it is outstanding
 	}
 	if t.rollout != nil {
 		t.rollout.Acked(id, typeURL, version, now)
