@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,11 @@ import (
 // crash leaves either the old or the new file and a restart loses nothing that was acknowledged.
 type FileBackend struct {
 	path string
+	// written is each upstream's encoding in the file as last written, by name. A write re-encodes only
+	// the upstreams its change names: encoding 10,000 upstreams on every write took ~80 ms, most of a
+	// one-endpoint write. (Saves are serialised by the store.)
+	written map[string][]byte
+	size    int // of the file as last written
 }
 
 // NewFileBackend keeps state in dir/dynup.json, creating dir if needed.
@@ -46,17 +52,95 @@ func (f *FileBackend) Load(context.Context) (Config, uint64, error) {
 	return doc.Config, doc.Revision, nil
 }
 
+// Save writes next as the whole file. The result is byte for byte what json.MarshalIndent gives for the
+// document; only the upstreams c names (and any the last write did not have) are encoded again, so c must
+// name every upstream the write changed, as every change record does.
 func (f *FileBackend) Save(_ context.Context, next Config, c Change) error {
-	b, err := json.MarshalIndent(fileDoc{Revision: c.Revision, Config: next}, "", "  ")
+	b, written, err := f.encode(next, c)
 	if err != nil {
 		return err
 	}
+	if err := f.replace(b); err != nil {
+		return err
+	}
+	f.written, f.size = written, len(b) // only once the file holds them: a failed write must not leak into the next
+	return nil
+}
+
+// writeJSONString writes s as a JSON string. Upstream names need no escaping (they are validated); any
+// other string goes through encoding/json.
+func writeJSONString(buf *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			buf.Write(b)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(s)
+	buf.WriteByte('"')
+}
+
+// encode returns the file's content for next, and the encodings of its upstreams.
+func (f *FileBackend) encode(next Config, c Change) ([]byte, map[string][]byte, error) {
+	written := make(map[string][]byte, len(next.Upstreams))
+	stale := make(map[string]bool, len(c.Upstreams))
+	for _, name := range c.Upstreams {
+		stale[name] = true
+	}
+	names := sortedKeys(next.Upstreams)
+	var buf bytes.Buffer
+	buf.Grow(f.size + f.size/8 + 4096) // growing a 2 MiB buffer step by step cost more than the encoding
+	fmt.Fprintf(&buf, "{\n  \"revision\": %d,\n  \"upstreams\": ", c.Revision)
+	switch {
+	case next.Upstreams == nil:
+		buf.WriteString("null")
+	case len(names) == 0:
+		buf.WriteString("{}")
+	default:
+		buf.WriteString("{\n")
+		for i, name := range names {
+			e, ok := f.written[name]
+			if !ok || stale[name] {
+				u := next.Upstreams[name]
+				var err error
+				if e, err = json.MarshalIndent(&u, "    ", "  "); err != nil {
+					return nil, nil, err
+				}
+			}
+			written[name] = e
+			buf.WriteString("    ")
+			writeJSONString(&buf, name)
+			buf.WriteString(": ")
+			buf.Write(e)
+			if i < len(names)-1 {
+				buf.WriteByte(',')
+			}
+			buf.WriteByte('\n')
+		}
+		buf.WriteString("  }")
+	}
+	if len(next.Snippets) > 0 {
+		sb, err := json.MarshalIndent(next.Snippets, "  ", "  ")
+		if err != nil {
+			return nil, nil, err
+		}
+		buf.WriteString(",\n  \"snippets\": ")
+		buf.Write(sb)
+	}
+	buf.WriteString("\n}\n")
+	return buf.Bytes(), written, nil
+}
+
+// replace puts b in the file atomically: write a temporary file, fsync, rename, fsync the directory.
+func (f *FileBackend) replace(b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(f.path), ".dynup-*.json")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
+	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -59,12 +59,22 @@ func (s *Store) SetHealth(source string, unhealthy map[ServerKey]Verdict) *State
 	if len(changed) == 0 {
 		return s.current
 	}
+	for k, v := range unhealthy { // any difference, even one SetHealth does not publish for on its own
+		if ov, ok := old[k]; !ok || ov != v {
+			s.markHealthDirty(k.Upstream)
+		}
+	}
+	for k := range old {
+		if _, ok := unhealthy[k]; !ok {
+			s.markHealthDirty(k.Upstream)
+		}
+	}
 	s.health[source] = unhealthy
 	slices.Sort(changed)
 	changed = slices.Compact(changed)
 	// Only upstreams whose published servers actually change count as changed (a protected upstream may
 	// keep its servers when one more is reported), but a changed warning is still worth a new state.
-	next := s.build(s.current.Revision+1, Change{})
+	next, _ := s.build(s.current.Revision+1, Change{})
 	warningsChanged := !sameJSON(next.Warnings, s.current.Warnings)
 	changed = slices.DeleteFunc(changed, func(name string) bool {
 		if warningsChanged {

@@ -54,14 +54,7 @@ func merge(cfg Config, disc Discovered, configSource string) ([]Upstream, []Warn
 	var out []Upstream
 	for n := range names {
 		u, configured := cfg.Upstreams[n]
-		if !configured {
-			u = Upstream{Name: n}
-		}
-		if len(u.Domains) == 0 {
-			u.Domains = disc[n].Domains
-		}
-		u.Servers = mergeServers(u.Servers, disc[n].Servers, configSource)
-		out = append(out, u)
+		out = append(out, mergeUpstream(n, u, configured, disc[n], configSource))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 
@@ -92,6 +85,18 @@ func merge(cfg Config, disc Discovered, configSource string) ([]Upstream, []Warn
 	}
 	sort.Slice(kept, func(i, j int) bool { return kept[i].Name < kept[j].Name })
 	return kept, warnings
+}
+
+// mergeUpstream is one upstream as served: its definition (if configured) with what discovery found.
+func mergeUpstream(name string, u Upstream, configured bool, disc DiscoveredService, configSource string) Upstream {
+	if !configured {
+		u = Upstream{Name: name}
+	}
+	if len(u.Domains) == 0 {
+		u.Domains = disc.Domains
+	}
+	u.Servers = mergeServers(u.Servers, disc.Servers, configSource)
+	return u
 }
 
 func mergeServers(static, discovered []Server, configSource string) []Server {

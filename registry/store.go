@@ -54,7 +54,10 @@ type Store struct {
 	history    []Change                         // the newest changes, oldest first, at most historySize
 	health     map[string]map[ServerKey]Verdict // unhealthy servers by health source
 	lua        *luaChecker                      // validates snippet sources, outside mu
-	encoded    map[string]encodedUpstream       // the current state's upstreams as JSON (see contentHash)
+	parts      *buildParts                      // what the current state was built from (see build)
+	// healthDirty names the upstreams whose health verdicts were stored since the current state was
+	// built: the next state must apply them, whatever its change lists.
+	healthDirty map[string]bool
 }
 
 // errUnchanged lets an update function say the write is a no-op: nothing is saved or published.
@@ -91,7 +94,7 @@ func NewStore(ctx context.Context, backend Backend) (*Store, error) {
 		cfg.Upstreams[name] = u
 	}
 	s := &Store{backend: backend, cfg: cfg, discovered: map[string]Discovered{}, subs: map[chan *State]struct{}{}, lua: lua}
-	s.current = s.build(rev, Change{Revision: rev, Source: "load", Upstreams: slices.Sorted(keys(cfg.Upstreams)),
+	s.current, s.parts = s.build(rev, Change{Revision: rev, Source: "load", Upstreams: slices.Sorted(keys(cfg.Upstreams)),
 		Snippets: slices.Sorted(keys(cfg.Snippets))})
 	return s, nil
 }
@@ -282,8 +285,8 @@ func (s *Store) publish(c Change) *State {
 	if len(s.history) > historySize {
 		s.history = slices.Clone(s.history[len(s.history)-historySize:])
 	}
-	st := s.build(c.Revision, c)
-	s.current = st
+	st, parts := s.build(c.Revision, c)
+	s.current, s.parts, s.healthDirty = st, parts, nil
 	for ch := range s.subs {
 		select { // drop the stale state the reader has not taken yet
 		case <-ch:
@@ -292,28 +295,6 @@ func (s *Store) publish(c Change) *State {
 		ch <- st
 	}
 	return st
-}
-
-func (s *Store) build(rev uint64, c Change) *State {
-	all := Discovered{}
-	for _, src := range slices.Sorted(keys(s.discovered)) {
-		for name, ds := range s.discovered[src] {
-			prev := all[name]
-			prev.Servers = append(prev.Servers, ds.Servers...)
-			if len(prev.Domains) == 0 {
-				prev.Domains = ds.Domains
-			}
-			all[name] = prev
-		}
-	}
-	ups, warnings := merge(s.cfg, all, s.configSource())
-	warnings = append(slices.Clone(s.cfgWarns), warnings...)
-	warnings = append(warnings, applyHealth(ups, s.health)...)
-	snippets, snippetWarnings := activeSnippets(s.cfg.Snippets, ups)
-	warnings = append(warnings, snippetWarnings...)
-	var hash string
-	hash, s.encoded = contentHash(ups, snippets, s.encoded)
-	return &State{Revision: rev, Hash: hash, Upstreams: ups, Snippets: snippets, Warnings: warnings, Change: c}
 }
 
 func (s *Store) configSource() string {

@@ -203,13 +203,13 @@ func TestContentHashUsesCachedEncodingsFaithfully(t *testing.T) {
 	} {
 		edit()
 		var got string
-		got, cache = contentHash(ups, nil, cache)
+		got, cache = contentHash(ups, nil, cache, nil)
 		if want := plain(ups, nil); got != want {
 			t.Fatalf("step %d: hash %s, want %s", step, got, want)
 		}
 	}
 	snippets := []ActiveSnippet{{Name: "s"}}
-	if got, _ := contentHash(ups, snippets, cache); got != plain(ups, snippets) {
+	if got, _ := contentHash(ups, snippets, cache, nil); got != plain(ups, snippets) {
 		t.Fatalf("with snippets: hash %s, want %s", got, plain(ups, snippets))
 	}
 }

@@ -1,0 +1,148 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand"
+	"os"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// A state built from the current state's parts is the state a full build gives, whatever the sequence of
+// admin writes, discoveries and health verdicts (including domain conflicts, upstreams that exist only
+// through discovery, and verdicts that change only their time).
+func TestStateFromPartsEqualsFullBuild(t *testing.T) {
+	for seed := int64(1); seed <= 5; seed++ {
+		checkStateFromParts(t, seed)
+	}
+}
+
+func checkStateFromParts(t *testing.T, seed int64) {
+	rng := rand.New(rand.NewSource(seed))
+	ctx := context.Background()
+	s := newFileStore(t, t.TempDir())
+	names := []string{"a", "b", "c", "d", "e"}
+	hosts := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}
+	servers := func() []Server {
+		var out []Server
+		for i := rng.Intn(3); i >= 0; i-- {
+			out = append(out, Server{Host: hosts[rng.Intn(len(hosts))], Port: 80 + rng.Intn(2), Weight: rng.Intn(3)})
+		}
+		return out
+	}
+	discovered := map[string]Discovered{}
+	verdicts := map[string]map[ServerKey]Verdict{}
+	fromParts := 0
+	for step := 0; step < 600; step++ {
+		before, revision := partsBuilds, s.State().Revision
+		name := names[rng.Intn(len(names))]
+		switch op := rng.Intn(10); {
+		case op < 4:
+			u := Upstream{Name: name, Servers: servers()}
+			if rng.Intn(4) == 0 {
+				u.Domains = []string{names[rng.Intn(len(names))] + ".example"} // sometimes another's domain
+			}
+			s.PutUpstream(ctx, u, "admin") // a conflict is refused: fine
+		case op < 5:
+			s.DeleteUpstream(ctx, name, "admin")
+		case op < 7:
+			src := []string{"consul-catalog", "file"}[rng.Intn(2)]
+			d := Discovered{}
+			for k, v := range discovered[src] {
+				d[k] = v
+			}
+			if rng.Intn(5) == 0 {
+				delete(d, name)
+			} else {
+				d[name] = DiscoveredService{Servers: servers()}
+			}
+			discovered[src] = d
+			s.SetDiscovered(src, d)
+		default:
+			src := []string{"active", "feedback"}[rng.Intn(2)]
+			v := map[ServerKey]Verdict{}
+			for k, old := range verdicts[src] {
+				v[k] = old
+			}
+			k := ServerKey{Upstream: name, Host: hosts[rng.Intn(len(hosts))], Port: 80 + rng.Intn(2)}
+			switch rng.Intn(3) {
+			case 0:
+				delete(v, k)
+			default:
+				v[k] = Verdict{Reason: []string{"refused", "timeout"}[rng.Intn(2)], Since: time.Unix(int64(rng.Intn(5)), 0)}
+			}
+			verdicts[src] = v
+			s.SetHealth(src, v)
+		}
+		if partsBuilds != before {
+			fromParts++
+		}
+
+		got := s.State()
+		if got.Revision == revision {
+			// Nothing was published. (SetHealth may still have stored verdicts that differ only in time,
+			// which it does not publish on their own: a full build would show them, the next state will.)
+			continue
+		}
+		want, _ := s.buildFull(got.Revision, got.Change)
+		if !reflect.DeepEqual(got.Upstreams, want.Upstreams) || !reflect.DeepEqual(got.Warnings, want.Warnings) ||
+			!reflect.DeepEqual(got.Snippets, want.Snippets) || got.Hash != want.Hash {
+			t.Fatalf("seed %d step %d (change %+v): state differs from a full build:\n got  %s %s %s\n want %s %s %s", seed, step,
+				got.Change, mustJSON(got.Upstreams), mustJSON(got.Warnings), got.Hash, mustJSON(want.Upstreams), mustJSON(want.Warnings), want.Hash)
+		}
+	}
+	if fromParts < 100 {
+		t.Fatalf("seed %d: only %d of 600 states were built from parts: the test does not exercise that path", seed, fromParts)
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// The file backend re-encodes only the upstreams a write names; the file is still byte for byte what
+// json.MarshalIndent gives for the whole configuration, after any sequence of writes.
+func TestFileIsTheWholeConfigurationAfterEveryWrite(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newFileStore(t, dir)
+	fb := s.backend.(*FileBackend)
+	check := func(step int) {
+		t.Helper()
+		got, err := os.ReadFile(fb.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.MarshalIndent(fileDoc{Revision: s.State().Revision, Config: s.cfg}, "", "  ")
+		if string(got) != string(want)+"\n" {
+			t.Fatalf("step %d: the file is not the configuration:\n%s\nwant\n%s", step, got, want)
+		}
+	}
+	names := []string{"a", "b", "c"}
+	for step := 0; step < 200; step++ {
+		name := names[rng.Intn(len(names))]
+		if rng.Intn(4) == 0 {
+			if _, err := s.DeleteUpstream(ctx, name, "admin"); err != nil {
+				continue
+			}
+		} else {
+			u := Upstream{Name: name, Keepalive: rng.Intn(3), Servers: []Server{{Host: "10.0.0.1", Port: 80 + rng.Intn(5), Weight: rng.Intn(3)}}}
+			if rng.Intn(3) == 0 {
+				u.Servers[0].FailTimeout = Seconds(float64(rng.Intn(3) + 1))
+			}
+			if _, err := s.PutUpstream(ctx, u, "admin"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check(step)
+	}
+	// And a restart reads it back whole.
+	again := newFileStore(t, dir)
+	if !reflect.DeepEqual(again.cfg.Upstreams, s.cfg.Upstreams) {
+		t.Fatalf("after a restart: %v, want %v", again.cfg.Upstreams, s.cfg.Upstreams)
+	}
+}
