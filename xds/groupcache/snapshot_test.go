@@ -10,6 +10,7 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func cla(name, zone string) *endpoint.ClusterLoadAssignment {
@@ -147,7 +148,7 @@ func fanoutCount(t *testing.T) float64 {
 	t.Helper()
 	var n float64
 	for _, typ := range typeOrder {
-		n += counterValue(t, fanoutResponses.WithLabelValues(shortType(typ)))
+		n += testutil.ToFloat64(fanoutResponses.WithLabelValues(shortType(typ)))
 	}
 	return n
 }

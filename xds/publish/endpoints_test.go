@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dynup/dynup/registry"
 	"github.com/dynup/dynup/xds/groupcache"
@@ -89,10 +90,10 @@ func TestEndpointPathEqualsFullTranslation(t *testing.T) {
 			rev++ // a skipped (coalesced) state: the change record no longer says everything
 		}
 		st := stateOf(rev, ups, changed...)
-		before := counterValue(t, publishes.WithLabelValues("endpoints"))
+		before := testutil.ToFloat64(publishes.WithLabelValues("endpoints"))
 		encodes := groupcache.Encodes()
 		p.Publish(st)
-		if got := counterValue(t, publishes.WithLabelValues("endpoints")) - before; got != float64(len(testGroups)) {
+		if got := testutil.ToFloat64(publishes.WithLabelValues("endpoints")) - before; got != float64(len(testGroups)) {
 			t.Fatalf("step %d: %v of %d groups took the endpoint path", step, got, len(testGroups))
 		}
 		distinct := len(slices.Compact(slices.Sorted(slices.Values(changed))))
@@ -123,9 +124,9 @@ func TestOtherChangesTakeTheFullPath(t *testing.T) {
 	p.Publish(stateOf(1, ups))
 	full := func(st *registry.State) {
 		t.Helper()
-		before := counterValue(t, publishes.WithLabelValues("full"))
+		before := testutil.ToFloat64(publishes.WithLabelValues("full"))
 		p.Publish(st)
-		if counterValue(t, publishes.WithLabelValues("full")) == before {
+		if testutil.ToFloat64(publishes.WithLabelValues("full")) == before {
 			t.Fatalf("revision %d did not take the full path", st.Revision)
 		}
 	}
