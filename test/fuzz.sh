@@ -15,6 +15,28 @@ fuzztime="${FUZZTIME:-10s}"
 roots=("$@")
 [ ${#roots[@]} -gt 0 ] || roots=(.)
 
+# fuzz_one runs one target. Go 1.26's fuzzing coordinator can end a run that found nothing with "context
+# deadline exceeded" when -fuzztime expires while a worker is busy (golang/go#75804, fixed in Go 1.27). A
+# finding always writes its input ("Failing input written to"); a run that failed with that message and
+# wrote nothing is run once more, and fails the script only if it fails again.
+fuzz_one() {
+  local dir="$1" name="$2" log
+  log="$(mktemp)"
+  for try in 1 2; do
+    if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir" 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+      rm -f "$log"
+      return 0
+    fi
+    if [ "$try" = 1 ] && grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written to' "$log"; then
+      echo "fuzz.sh: $name ended with the fuzzing coordinator's deadline race (golang/go#75804), nothing found; running it again" >&2
+      continue
+    fi
+    break
+  done
+  rm -f "$log"
+  return 1
+}
+
 targets=0
 failed=()
 while IFS= read -r file; do
@@ -32,7 +54,7 @@ while IFS= read -r file; do
   for name in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$file"); do
     targets=$((targets + 1))
     printf '\n== %s %s (%s)\n' "$dir" "$name" "$fuzztime"
-    if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir"; then
+    if ! fuzz_one "$dir" "$name"; then
       failed+=("$dir $name")
     fi
   done
