@@ -93,18 +93,22 @@ func (t *Tracker) OnStreamOpen(_ context.Context, id int64, _ string) error {
 }
 
 func (t *Tracker) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error {
-	t.open(id, "delta")
+	t.open(deltaKey(id), "delta")
 	return nil
 }
 
 func (t *Tracker) open(id int64, protocol string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.streams[id] = &Node{Stream: id, Protocol: protocol, ConnectedSince: time.Now(), Types: map[string]*TypeState{}}
+	t.streams[id] = &Node{Stream: max(id, -id), Protocol: protocol, ConnectedSince: time.Now(), Types: map[string]*TypeState{}}
 }
 
 func (t *Tracker) OnStreamClosed(id int64, _ *core.Node)      { t.closed(id) }
-func (t *Tracker) OnDeltaStreamClosed(id int64, _ *core.Node) { t.closed(id) }
+func (t *Tracker) OnDeltaStreamClosed(id int64, _ *core.Node) { t.closed(deltaKey(id)) }
+
+// deltaKey is the key of incremental stream id. go-control-plane numbers state-of-the-world and
+// incremental streams separately, each from 1, so the same number can name one stream of each.
+func deltaKey(id int64) int64 { return -id }
 
 func (t *Tracker) closed(id int64) {
 	t.mu.Lock()
@@ -133,7 +137,7 @@ func (t *Tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) err
 // OnStreamDeltaRequest is OnStreamRequest for incremental streams, whose ACKs carry no version: the version
 // ACKed is the one sent with the nonce.
 func (t *Tracker) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
-	t.request(id, req, req.GetNode(), req.TypeUrl, req.ResponseNonce, "", req.ErrorDetail.GetMessage(), req.ErrorDetail != nil)
+	t.request(deltaKey(id), req, req.GetNode(), req.TypeUrl, req.ResponseNonce, "", req.ErrorDetail.GetMessage(), req.ErrorDetail != nil)
 	return nil
 }
 
@@ -146,7 +150,7 @@ func (t *Tracker) request(id int64, req any, node *core.Node, typeURL, nonce, ve
 	if n == nil {
 		return
 	}
-	t.remember(n, typeURL, req)
+	t.remember(n, id, typeURL, req)
 	if node != nil && n.ID == "" {
 		n.ID, n.Cluster, n.Group = node.GetId(), node.GetCluster(), translate.GroupOf(node)
 		n.UserAgent = node.GetUserAgentName()
@@ -187,7 +191,7 @@ func (t *Tracker) request(id int64, req any, node *core.Node, typeURL, nonce, ve
 }
 
 // remember keeps req as the stream's latest request of its type. Called with t.mu held.
-func (t *Tracker) remember(n *Node, typeURL string, req any) {
+func (t *Tracker) remember(n *Node, key int64, typeURL string, req any) {
 	ts := n.Types[typeURL]
 	if ts == nil {
 		ts = &TypeState{}
@@ -195,7 +199,7 @@ func (t *Tracker) remember(n *Node, typeURL string, req any) {
 	}
 	delete(t.byRequest, ts.request)
 	ts.request = req
-	t.byRequest[req] = n.Stream
+	t.byRequest[req] = key
 }
 
 // Current is the serving cache's report that the stream of req holds typeURL's newest version without being
@@ -226,7 +230,7 @@ func (t *Tracker) OnStreamResponse(_ context.Context, id int64, req *discovery.D
 }
 
 func (t *Tracker) OnStreamDeltaResponse(id int64, req *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
-	t.response(id, req.TypeUrl, resp.SystemVersionInfo, resp.Nonce)
+	t.response(deltaKey(id), req.TypeUrl, resp.SystemVersionInfo, resp.Nonce)
 }
 
 func (t *Tracker) response(id int64, typeURL, version, nonce string) {
