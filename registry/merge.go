@@ -43,7 +43,10 @@ func (c Config) clone() Config {
 // over a discovered one at the same address. A service with no configuration becomes an upstream with default
 // options. A discovered upstream whose domain is already served by a configured one is dropped with a
 // warning, because Envoy rejects a route table in which two virtual hosts share a domain.
-func merge(cfg Config, disc Discovered, configSource string) ([]Upstream, []Warning) {
+//
+// contested names the upstreams on either side of a domain conflict: the ones dropped and the ones that
+// kept the domain.
+func merge(cfg Config, disc Discovered, configSource string) (kept []Upstream, warnings []Warning, contested map[string]bool) {
 	names := map[string]bool{}
 	for n := range cfg.Upstreams {
 		names[n] = true
@@ -60,10 +63,11 @@ func merge(cfg Config, disc Discovered, configSource string) ([]Upstream, []Warn
 
 	// Configured upstreams claim their domains first, so discovery can never take a domain away.
 	owner := map[string]string{}
-	var warnings []Warning
+	contested = map[string]bool{}
 	claim := func(u *Upstream) bool {
 		for _, d := range u.EffectiveDomains() {
 			if o, taken := owner[d]; taken && o != u.Name {
+				contested[u.Name], contested[o] = true, true
 				warnings = append(warnings, Warning{Object: "upstream/" + u.Name,
 					Msg: fmt.Sprintf("dropped: domain %q is already served by upstream %q", d, o)})
 				return false
@@ -74,7 +78,7 @@ func merge(cfg Config, disc Discovered, configSource string) ([]Upstream, []Warn
 		}
 		return true
 	}
-	kept := make([]Upstream, 0, len(out))
+	kept = make([]Upstream, 0, len(out))
 	for pass := 0; pass < 2; pass++ {
 		for i := range out {
 			_, configured := cfg.Upstreams[out[i].Name]
@@ -84,7 +88,7 @@ func merge(cfg Config, disc Discovered, configSource string) ([]Upstream, []Warn
 		}
 	}
 	sort.Slice(kept, func(i, j int) bool { return kept[i].Name < kept[j].Name })
-	return kept, warnings
+	return kept, warnings, contested
 }
 
 // mergeUpstream is one upstream as served: its definition (if configured) with what discovery found.

@@ -281,6 +281,12 @@ func (s *Store) Subscribe() (<-chan *State, func()) {
 
 func (s *Store) publish(c Change) *State {
 	c.AcceptedAt = time.Now()
+	if len(s.healthDirty) > 0 {
+		// Verdicts stored since the last state (SetHealth keeps ones that differ only in time without
+		// publishing them) change these upstreams too: the record must name every upstream that differs,
+		// because the publisher compares only those.
+		c.Upstreams = slices.Compact(slices.Sorted(slices.Values(slices.Concat(c.Upstreams, sortedKeys(s.healthDirty)))))
+	}
 	s.history = append(s.history, c)
 	if len(s.history) > historySize {
 		s.history = slices.Clone(s.history[len(s.history)-historySize:])

@@ -9,6 +9,7 @@ import (
 // upstreams, building a state from scratch costs ~100 ms, and most changes touch one upstream.
 type buildParts struct {
 	mergeWarnings  []Warning                  // domain conflicts between upstreams (merge)
+	contested      map[string]bool            // the upstreams on either side of those conflicts
 	healthWarnings map[string]Warning         // by upstream: applyHealth gives at most one per upstream
 	encoded        map[string]encodedUpstream // each upstream's JSON, for the content hash
 }
@@ -38,9 +39,10 @@ func (s *Store) buildFull(rev uint64, c Change) (*State, *buildParts) {
 			all[name] = appendDiscovered(all[name], ds)
 		}
 	}
-	ups, mergeWarnings := merge(s.cfg, all, s.configSource())
+	ups, mergeWarnings, contested := merge(s.cfg, all, s.configSource())
 	healthWarnings := applyHealth(ups, s.health)
-	parts := &buildParts{mergeWarnings: mergeWarnings, healthWarnings: make(map[string]Warning, len(healthWarnings))}
+	parts := &buildParts{mergeWarnings: mergeWarnings, contested: contested,
+		healthWarnings: make(map[string]Warning, len(healthWarnings))}
 	for _, w := range healthWarnings {
 		parts.healthWarnings[strings.TrimPrefix(w.Object, "upstream/")] = w
 	}
@@ -60,23 +62,22 @@ func appendDiscovered(acc, ds DiscoveredService) DiscoveredService {
 	return acc
 }
 
-// buildChanged rebuilds only the upstreams c names (and those with new health verdicts), keeping the
-// others from the current state. It applies when every such upstream exists before and after, keeps its
-// domains and had no domain conflict (so which upstreams are served, and who serves which domain, cannot
-// change), and no Lua snippet is configured (snippets are checked against the upstreams).
+// buildChanged rebuilds only the upstreams c names (publish adds those with new health verdicts), keeping
+// the others from the current state. It applies when every such upstream exists before and after, keeps
+// its domains and was on neither side of a domain conflict (so which upstreams are served, and who serves
+// which domain, cannot change), and no Lua snippet is configured (snippets are checked against the
+// upstreams).
 func (s *Store) buildChanged(rev uint64, c Change) (*State, *buildParts, bool) {
 	cur, prev := s.current, s.parts
 	if cur == nil || prev == nil || len(c.Upstreams) == 0 || len(c.Snippets) > 0 || len(s.cfg.Snippets) > 0 {
 		return nil, nil, false
 	}
-	names := slices.Concat(c.Upstreams, sortedKeys(s.healthDirty))
-	slices.Sort(names)
-	names = slices.Compact(names)
+	names := c.Upstreams
 	if len(names) > maxChangedForParts {
 		return nil, nil, false
 	}
-	for _, w := range prev.mergeWarnings {
-		if name, ok := strings.CutPrefix(w.Object, "upstream/"); ok && slices.Contains(names, name) {
+	for _, name := range names {
+		if prev.contested[name] { // a domain conflict's outcome can depend on it: which side wins, and why
 			return nil, nil, false
 		}
 	}
@@ -106,7 +107,7 @@ func (s *Store) buildChanged(rev uint64, c Change) (*State, *buildParts, bool) {
 		}
 	}
 	snippets, snippetWarnings := activeSnippets(s.cfg.Snippets, ups)
-	parts := &buildParts{mergeWarnings: prev.mergeWarnings, healthWarnings: healthWarnings}
+	parts := &buildParts{mergeWarnings: prev.mergeWarnings, contested: prev.contested, healthWarnings: healthWarnings}
 	warnings := slices.Concat(s.cfgWarns, prev.mergeWarnings, orderedHealth, snippetWarnings)
 	var hash string
 	hash, parts.encoded = contentHash(ups, snippets, prev.encoded, fresh)

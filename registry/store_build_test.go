@@ -11,10 +11,12 @@ import (
 )
 
 // A state built from the current state's parts is the state a full build gives, whatever the sequence of
-// admin writes, discoveries and health verdicts (including domain conflicts, upstreams that exist only
-// through discovery, and verdicts that change only their time).
+// admin writes, discoveries and health verdicts (including domain conflicts between configured and
+// discovered upstreams, upstreams that exist only through discovery, and verdicts that change only their
+// time); and every change record names every upstream that differs from the state before, since the
+// publisher compares only those.
 func TestStateFromPartsEqualsFullBuild(t *testing.T) {
-	for seed := int64(1); seed <= 5; seed++ {
+	for seed := int64(1); seed <= 30; seed++ {
 		checkStateFromParts(t, seed)
 	}
 }
@@ -36,13 +38,13 @@ func checkStateFromParts(t *testing.T, seed int64) {
 	verdicts := map[string]map[ServerKey]Verdict{}
 	fromParts := 0
 	for step := 0; step < 600; step++ {
-		before, revision := partsBuilds, s.State().Revision
+		before, prev := partsBuilds, s.State()
 		name := names[rng.Intn(len(names))]
 		switch op := rng.Intn(10); {
 		case op < 4:
 			u := Upstream{Name: name, Servers: servers()}
 			if rng.Intn(4) == 0 {
-				u.Domains = []string{names[rng.Intn(len(names))] + ".example"} // sometimes another's domain
+				u.Domains = []string{names[rng.Intn(len(names))]} // sometimes another's (default) domain
 			}
 			s.PutUpstream(ctx, u, "admin") // a conflict is refused: fine
 		case op < 5:
@@ -56,7 +58,11 @@ func checkStateFromParts(t *testing.T, seed int64) {
 			if rng.Intn(5) == 0 {
 				delete(d, name)
 			} else {
-				d[name] = DiscoveredService{Servers: servers()}
+				ds := DiscoveredService{Servers: servers()}
+				if rng.Intn(3) == 0 {
+					ds.Domains = []string{names[rng.Intn(len(names))]} // as Consul meta dynup-domains asks
+				}
+				d[name] = ds
 			}
 			discovered[src] = d
 			s.SetDiscovered(src, d)
@@ -81,7 +87,7 @@ func checkStateFromParts(t *testing.T, seed int64) {
 		}
 
 		got := s.State()
-		if got.Revision == revision {
+		if got.Revision == prev.Revision {
 			// Nothing was published. (SetHealth may still have stored verdicts that differ only in time,
 			// which it does not publish on their own: a full build would show them, the next state will.)
 			continue
@@ -92,8 +98,18 @@ func checkStateFromParts(t *testing.T, seed int64) {
 			t.Fatalf("seed %d step %d (change %+v): state differs from a full build:\n got  %s %s %s\n want %s %s %s", seed, step,
 				got.Change, mustJSON(got.Upstreams), mustJSON(got.Warnings), got.Hash, mustJSON(want.Upstreams), mustJSON(want.Warnings), want.Hash)
 		}
+		named := map[string]bool{}
+		for _, n := range got.Change.Upstreams {
+			named[n] = true
+		}
+		for i := range got.Upstreams {
+			u := &got.Upstreams[i]
+			if p, ok := prev.Upstream(u.Name); ok && !named[u.Name] && !reflect.DeepEqual(*p, *u) {
+				t.Fatalf("seed %d step %d: change %+v does not name upstream %s, which changed:\n %s\n %s", seed, step, got.Change, u.Name, mustJSON(p), mustJSON(u))
+			}
+		}
 	}
-	if fromParts < 100 {
+	if fromParts < 50 {
 		t.Fatalf("seed %d: only %d of 600 states were built from parts: the test does not exercise that path", seed, fromParts)
 	}
 }
@@ -144,5 +160,28 @@ func TestFileIsTheWholeConfigurationAfterEveryWrite(t *testing.T) {
 	again := newFileStore(t, dir)
 	if !reflect.DeepEqual(again.cfg.Upstreams, s.cfg.Upstreams) {
 		t.Fatalf("after a restart: %v, want %v", again.cfg.Upstreams, s.cfg.Upstreams)
+	}
+}
+
+// A configured upstream that won a domain over a discovered one, and then is only discovered, no longer
+// has the first claim: the domain goes to the discovered upstream first by name, as a full build says.
+func TestDomainWinnerThatLosesItsDefinition(t *testing.T) {
+	ctx := context.Background()
+	s := newFileStore(t, t.TempDir())
+	s.SetDiscovered("consul-catalog", Discovered{
+		"a": {Servers: []Server{{Host: "10.0.0.1", Port: 80}}, Domains: []string{"b"}},
+		"b": {Servers: []Server{{Host: "10.0.0.2", Port: 80}}},
+	})
+	if _, err := s.PutUpstream(ctx, Upstream{Name: "b", Servers: []Server{{Host: "10.0.0.3", Port: 80}}}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.State().Names(); !reflect.DeepEqual(got, []string{"b"}) {
+		t.Fatalf("with b configured, served: %v, want [b]", got)
+	}
+	if _, err := s.DeleteUpstream(ctx, "b", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.State().Names(); !reflect.DeepEqual(got, []string{"a"}) {
+		t.Fatalf("with b only discovered, served: %v, want [a] (first by name)", got)
 	}
 }
