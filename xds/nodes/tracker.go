@@ -12,6 +12,8 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/dynup/dynup/registry"
 	"github.com/dynup/dynup/xds/translate"
@@ -130,25 +132,32 @@ func (t *Tracker) closed(id int64) {
 }
 
 func (t *Tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
-	t.request(id, req, req.GetNode(), req.TypeUrl, req.ResponseNonce, req.VersionInfo, req.ErrorDetail.GetMessage(), req.ErrorDetail != nil)
-	return nil
+	return t.request(id, req, req.GetNode(), req.TypeUrl, req.ResponseNonce, req.VersionInfo, req.ErrorDetail.GetMessage(), req.ErrorDetail != nil)
 }
 
 // OnStreamDeltaRequest is OnStreamRequest for incremental streams, whose ACKs carry no version: the version
 // ACKed is the one sent with the nonce.
 func (t *Tracker) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
-	t.request(deltaKey(id), req, req.GetNode(), req.TypeUrl, req.ResponseNonce, "", req.ErrorDetail.GetMessage(), req.ErrorDetail != nil)
-	return nil
+	return t.request(deltaKey(id), req, req.GetNode(), req.TypeUrl, req.ResponseNonce, "", req.ErrorDetail.GetMessage(), req.ErrorDetail != nil)
 }
+
+// maxTypesPerStream bounds the resource types one stream may ask for. go-control-plane's ordered ADS
+// queues a stream's responses in a channel of this size, at most one per type; a stream asking for more
+// types could fill it, and the cache, which sends on it while holding its lock, would wait for a stream
+// that waits for the lock. Envoy asks for a handful of types, gRPC clients for four.
+const maxTypesPerStream = 10
 
 // request records a request: the node's identity on the first, and an ACK or NACK when it answers the
 // latest response of its type. version is what an ACK names ("" to take the version sent).
-func (t *Tracker) request(id int64, req any, node *core.Node, typeURL, nonce, version, detail string, rejected bool) {
+func (t *Tracker) request(id int64, req any, node *core.Node, typeURL, nonce, version, detail string, rejected bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := t.streams[id]
 	if n == nil {
-		return
+		return nil
+	}
+	if n.Types[typeURL] == nil && len(n.Types) >= maxTypesPerStream {
+		return status.Errorf(codes.InvalidArgument, "a stream may ask for at most %d resource types; %s would be one more", maxTypesPerStream, typeURL)
 	}
 	t.remember(n, id, typeURL, req)
 	if node != nil && n.ID == "" {
@@ -164,7 +173,7 @@ func (t *Tracker) request(id int64, req any, node *core.Node, typeURL, nonce, ve
 	}
 	ts := n.Types[typeURL]
 	if ts == nil || nonce == "" || nonce != ts.nonce {
-		return // an initial request, or one about an older response
+		return nil // an initial request, or one about an older response
 	}
 	now := time.Now()
 	c := countersFor(typeURL)
@@ -188,6 +197,7 @@ func (t *Tracker) request(id int64, req any, node *core.Node, typeURL, nonce, ve
 		}
 	}
 	t.notify()
+	return nil
 }
 
 // remember keeps req as the stream's latest request of its type. Called with t.mu held.

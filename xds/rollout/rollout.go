@@ -199,6 +199,14 @@ func (t *Tracker) Nacked(id int64, typeURL, version, detail string) []registry.C
 			s.nacked[c.Revision] = detail
 		}
 	}
+	// A stream that keeps rejecting one type never reaches the changes it rejected, which is what would
+	// clear them: forget those far older than this rejection (the store's log keeps fewer), so the
+	// stream's memory stays bounded.
+	for rev := range s.nacked {
+		if rev+recentSize < bad.first {
+			delete(s.nacked, rev)
+		}
+	}
 	t.notify()
 	return changes
 }

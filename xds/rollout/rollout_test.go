@@ -91,3 +91,27 @@ func TestLongLivedStreamMemoryIsBounded(t *testing.T) {
 		t.Fatalf("newest change: %+v", r)
 	}
 }
+
+// A stream that rejects every new version of one type, while that type changes thousands of times, holds
+// only the rejections of recent changes.
+func TestRejectionsOfAStuckStreamAreBounded(t *testing.T) {
+	log := &benchLog{}
+	tr := New(log)
+	log.add(1)
+	tr.Published("envoy", 1, map[string]string{cds: "c1"})
+	tr.Opened(1, "envoy")
+	tr.Sent(1, cds)
+	tr.Acked(1, cds, "c1", time.Now())
+	for rev := uint64(2); rev <= 5000; rev++ {
+		log.add(rev)
+		v := fmt.Sprintf("c%d", rev)
+		tr.Published("envoy", rev, map[string]string{cds: v})
+		tr.Nacked(1, cds, v, "rejected")
+	}
+	if n := len(tr.streams[1].nacked); n > 2*recentSize {
+		t.Fatalf("the stream holds %d rejected changes after 5,000, want at most %d", n, 2*recentSize)
+	}
+	if r, _ := tr.Report(5000); r.Nodes.Nacked != 1 {
+		t.Fatalf("the newest change: %+v, want rejected by the stream", r.Nodes)
+	}
+}

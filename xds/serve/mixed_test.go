@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,7 +10,9 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // go-control-plane numbers state-of-the-world and incremental streams separately, both from 1. A fleet
@@ -60,6 +63,37 @@ func TestSotwAndDeltaStreamsAreTrackedApart(t *testing.T) {
 		case <-changed:
 		case <-deadline:
 			t.Fatalf("nodes: %+v", f.tracker.Nodes())
+		}
+	}
+}
+
+// A stream may ask for a bounded number of resource types: more could fill the queue its responses wait in
+// while the cache holds its lock. The stream that asks for one too many is ended; others are served.
+func TestStreamAskingForTooManyTypesIsEnded(t *testing.T) {
+	f := serve(t)
+	f.publish(upstream("a", 80, ""))
+	cc, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); cc.Close() })
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &core.Node{Id: "greedy", UserAgentName: "envoy"}
+	for i := 0; i <= 10; i++ {
+		if err := stream.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: fmt.Sprintf("type.example.com/made.up.T%d", i)}); err != nil {
+			break
+		}
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("the stream ended with %v, want InvalidArgument", err)
+			}
+			return
 		}
 	}
 }
