@@ -40,7 +40,22 @@ func checkStateFromParts(t *testing.T, seed int64) {
 	for step := 0; step < 600; step++ {
 		before, prev := partsBuilds, s.State()
 		name := names[rng.Intn(len(names))]
-		switch op := rng.Intn(10); {
+		switch op := rng.Intn(11); {
+		case op == 10: // a hand edit of the whole configuration, as Consul KV delivers it
+			cfg := Config{Upstreams: map[string]Upstream{}}
+			for k, u := range s.cfg.Upstreams {
+				cfg.Upstreams[k] = u
+			}
+			u := Upstream{Name: name, Servers: servers()}
+			if rng.Intn(3) == 0 {
+				u.Domains = []string{names[rng.Intn(len(names))]} // may take a domain: dropped with a warning
+			}
+			if rng.Intn(4) == 0 {
+				delete(cfg.Upstreams, name)
+			} else {
+				cfg.Upstreams[name] = u
+			}
+			s.ReplaceConfig(cfg, "consul-kv", nil, nil)
 		case op < 4:
 			u := Upstream{Name: name, Servers: servers()}
 			if rng.Intn(4) == 0 {
