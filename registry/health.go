@@ -45,10 +45,14 @@ func (s *Store) SetHealth(source string, unhealthy map[ServerKey]Verdict) *State
 		s.health = map[string]map[ServerKey]Verdict{}
 	}
 	old := s.health[source]
-	var changed []string
+	// changed: upstreams with a verdict added, removed or with a new reason, which is worth a new state.
+	// differs: also those whose verdict only has a new time, which the next state must still apply.
+	var changed, differs []string
 	for k, v := range unhealthy {
 		if ov, ok := old[k]; !ok || ov.Reason != v.Reason {
 			changed = append(changed, k.Upstream)
+		} else if ov != v {
+			differs = append(differs, k.Upstream)
 		}
 	}
 	for k := range old {
@@ -59,22 +63,15 @@ func (s *Store) SetHealth(source string, unhealthy map[ServerKey]Verdict) *State
 	if len(changed) == 0 {
 		return s.current
 	}
-	for k, v := range unhealthy { // any difference, even one SetHealth does not publish for on its own
-		if ov, ok := old[k]; !ok || ov != v {
-			s.markHealthDirty(k.Upstream)
-		}
-	}
-	for k := range old {
-		if _, ok := unhealthy[k]; !ok {
-			s.markHealthDirty(k.Upstream)
-		}
+	for _, name := range slices.Concat(changed, differs) {
+		s.markHealthDirty(name)
 	}
 	s.health[source] = unhealthy
 	slices.Sort(changed)
 	changed = slices.Compact(changed)
 	// Only upstreams whose published servers actually change count as changed (a protected upstream may
 	// keep its servers when one more is reported), but a changed warning is still worth a new state.
-	next, _ := s.build(s.current.Revision+1, Change{})
+	next, _ := s.build(s.current.Revision+1, Change{Upstreams: sortedKeys(s.healthDirty)})
 	warningsChanged := !sameJSON(next.Warnings, s.current.Warnings)
 	changed = slices.DeleteFunc(changed, func(name string) bool {
 		if warningsChanged {

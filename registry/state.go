@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"reflect"
 	"sort"
 	"time"
 )
@@ -61,35 +60,28 @@ func (s *State) Names() []string {
 // contentHash covers what translation reads. Without snippets it is the hash of the upstreams alone, as
 // it was before snippets existed, so replicas of different builds agree while no snippet is active.
 //
-// It is the hash of the JSON of the upstreams. Each upstream's encoding is taken from cache when the
-// upstream is unchanged, and the new cache is returned: encoding 10,000 upstreams on every accepted
-// change cost ~100 ms, comparing them costs a fraction of that. With fresh (a state built from parts),
-// only the upstreams it names can have changed, and the others are not even compared. The bytes hashed
-// are the same as json.Marshal(ups) gives.
-func contentHash(ups []Upstream, snippets []ActiveSnippet, cache map[string]encodedUpstream, fresh map[string]bool) (string, map[string]encodedUpstream) {
-	next := make(map[string]encodedUpstream, len(ups))
+// It is the hash of json.Marshal(ups), made from each upstream's encoding. A state built from the
+// previous one's parts (see buildChanged) passes the previous encodings and the upstreams it rebuilt
+// (fresh): the others are taken as they are, since encoding 10,000 upstreams on every change cost
+// ~100 ms. The encodings of ups are returned for the next state.
+func contentHash(ups []Upstream, snippets []ActiveSnippet, prev map[string][]byte, fresh map[string]bool) (string, map[string][]byte) {
+	encoded := make(map[string][]byte, len(ups))
 	h := sha256.New()
 	h.Write([]byte{'['})
 	for i := range ups {
 		u := &ups[i]
-		e, ok := cache[u.Name]
-		if fresh != nil {
-			ok = ok && !fresh[u.Name]
-		} else if ok {
-			ok = reflect.DeepEqual(&e.upstream, u)
-		}
-		if !ok {
-			b, err := json.Marshal(u)
-			if err != nil {
+		b, ok := prev[u.Name]
+		if !ok || fresh[u.Name] {
+			var err error
+			if b, err = json.Marshal(u); err != nil {
 				panic("registry: upstreams must marshal: " + err.Error()) // plain data; cannot fail
 			}
-			e = encodedUpstream{upstream: *u, json: b}
 		}
-		next[u.Name] = e
+		encoded[u.Name] = b
 		if i > 0 {
 			h.Write([]byte{','})
 		}
-		h.Write(e.json)
+		h.Write(b)
 	}
 	if ups == nil {
 		h.Reset()
@@ -105,11 +97,5 @@ func contentHash(ups []Upstream, snippets []ActiveSnippet, cache map[string]enco
 		h.Write([]byte{'\n'})
 		h.Write(sb)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:8]), next
-}
-
-// encodedUpstream is an upstream with its JSON, for contentHash.
-type encodedUpstream struct {
-	upstream Upstream
-	json     []byte
+	return hex.EncodeToString(h.Sum(nil)[:8]), encoded
 }

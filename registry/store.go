@@ -58,6 +58,7 @@ type Store struct {
 	// healthDirty names the upstreams whose health verdicts were stored since the current state was
 	// built: the next state must apply them, whatever its change lists.
 	healthDirty map[string]bool
+	partsBuilds int // states built from parts, which tests check the path is taken for
 }
 
 // errUnchanged lets an update function say the write is a no-op: nothing is saved or published.

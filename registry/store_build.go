@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"maps"
 	"slices"
 	"strings"
 )
@@ -8,19 +9,15 @@ import (
 // buildParts is what a state was built from, kept so that the next state can start from it: with 10,000
 // upstreams, building a state from scratch costs ~100 ms, and most changes touch one upstream.
 type buildParts struct {
-	mergeWarnings  []Warning                  // domain conflicts between upstreams (merge)
-	contested      map[string]bool            // the upstreams on either side of those conflicts
-	healthWarnings map[string]Warning         // by upstream: applyHealth gives at most one per upstream
-	encoded        map[string]encodedUpstream // each upstream's JSON, for the content hash
+	mergeWarnings  []Warning          // domain conflicts between upstreams (merge)
+	contested      map[string]bool    // the upstreams on either side of those conflicts
+	healthWarnings map[string]Warning // by upstream: applyHealth gives at most one per upstream
+	encoded        map[string][]byte  // each upstream's JSON, for the content hash
 }
 
 // maxChangedForParts bounds the upstreams a state is rebuilt from parts for; beyond it a full build is
 // about as cheap and certainly right.
 const maxChangedForParts = 256
-
-// partsBuilds counts states built from parts (tests check that the path is exercised). Builds run under
-// the store's lock.
-var partsBuilds int
 
 // build makes the state for change c: from the current state's parts when c (with the health verdicts
 // stored since) touches a few upstreams in a way that cannot affect the others, else from scratch. A test
@@ -49,7 +46,7 @@ func (s *Store) buildFull(rev uint64, c Change) (*State, *buildParts) {
 	snippets, snippetWarnings := activeSnippets(s.cfg.Snippets, ups)
 	warnings := slices.Concat(s.cfgWarns, mergeWarnings, healthWarnings, snippetWarnings)
 	var hash string
-	hash, parts.encoded = contentHash(ups, snippets, s.parts.cachedEncodings(), nil)
+	hash, parts.encoded = contentHash(ups, snippets, nil, nil)
 	return &State{Revision: rev, Hash: hash, Upstreams: ups, Snippets: snippets, Warnings: warnings, Change: c}, parts
 }
 
@@ -82,7 +79,7 @@ func (s *Store) buildChanged(rev uint64, c Change) (*State, *buildParts, bool) {
 		}
 	}
 	ups := slices.Clone(cur.Upstreams)
-	healthWarnings := cloneMap(prev.healthWarnings)
+	healthWarnings := maps.Clone(prev.healthWarnings)
 	fresh := make(map[string]bool, len(names))
 	for _, name := range names {
 		i, found := slices.BinarySearchFunc(ups, name, func(u Upstream, n string) int { return strings.Compare(u.Name, n) })
@@ -111,7 +108,7 @@ func (s *Store) buildChanged(rev uint64, c Change) (*State, *buildParts, bool) {
 	warnings := slices.Concat(s.cfgWarns, prev.mergeWarnings, orderedHealth, snippetWarnings)
 	var hash string
 	hash, parts.encoded = contentHash(ups, snippets, prev.encoded, fresh)
-	partsBuilds++
+	s.partsBuilds++
 	return &State{Revision: rev, Hash: hash, Upstreams: ups, Snippets: snippets, Warnings: warnings, Change: c}, parts, true
 }
 
@@ -137,20 +134,4 @@ func (s *Store) markHealthDirty(name string) {
 		s.healthDirty = map[string]bool{}
 	}
 	s.healthDirty[name] = true
-}
-
-// cachedEncodings returns the encodings a full build may reuse (after comparing), nil without parts.
-func (p *buildParts) cachedEncodings() map[string]encodedUpstream {
-	if p == nil {
-		return nil
-	}
-	return p.encoded
-}
-
-func cloneMap[V any](m map[string]V) map[string]V {
-	out := make(map[string]V, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

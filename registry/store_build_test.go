@@ -38,7 +38,7 @@ func checkStateFromParts(t *testing.T, seed int64) {
 	verdicts := map[string]map[ServerKey]Verdict{}
 	fromParts := 0
 	for step := 0; step < 600; step++ {
-		before, prev := partsBuilds, s.State()
+		before, prev := s.partsBuilds, s.State()
 		name := names[rng.Intn(len(names))]
 		switch op := rng.Intn(11); {
 		case op == 10: // a hand edit of the whole configuration, as Consul KV delivers it
@@ -97,7 +97,7 @@ func checkStateFromParts(t *testing.T, seed int64) {
 			verdicts[src] = v
 			s.SetHealth(src, v)
 		}
-		if partsBuilds != before {
+		if s.partsBuilds != before {
 			fromParts++
 		}
 
@@ -137,6 +137,18 @@ func mustJSON(v any) string {
 // The file backend re-encodes only the upstreams a write names; the file is still byte for byte what
 // json.MarshalIndent gives for the whole configuration, after any sequence of writes.
 func TestFileIsTheWholeConfigurationAfterEveryWrite(t *testing.T) {
+	// FileBackend.encode writes the document's fields itself: a new field must be taught to it.
+	var fields []string
+	for _, typ := range []reflect.Type{reflect.TypeFor[fileDoc](), reflect.TypeFor[Config]()} {
+		for i := 0; i < typ.NumField(); i++ {
+			if f := typ.Field(i); !f.Anonymous {
+				fields = append(fields, f.Name)
+			}
+		}
+	}
+	if !reflect.DeepEqual(fields, []string{"Revision", "Upstreams", "Snippets"}) {
+		t.Fatalf("the file's fields are %v: teach FileBackend.encode the new ones", fields)
+	}
 	rng := rand.New(rand.NewSource(3))
 	ctx := context.Background()
 	dir := t.TempDir()

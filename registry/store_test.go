@@ -179,9 +179,9 @@ func TestHashDependsOnContentOnly(t *testing.T) {
 	}
 }
 
-// The content hash is the hash of json.Marshal of the upstreams (and the snippets), whichever upstreams
-// came from the cache of encodings: replicas of other builds compute it that way.
-func TestContentHashUsesCachedEncodingsFaithfully(t *testing.T) {
+// The content hash is the hash of json.Marshal of the upstreams (and the snippets), whichever encodings
+// were reused from the previous state: replicas of other builds compute it that way.
+func TestContentHashFromReusedEncodings(t *testing.T) {
 	plain := func(ups []Upstream, snippets []ActiveSnippet) string {
 		b, _ := json.Marshal(ups)
 		if len(snippets) > 0 {
@@ -192,24 +192,30 @@ func TestContentHashUsesCachedEncodingsFaithfully(t *testing.T) {
 		return hex.EncodeToString(sum[:8])
 	}
 	ups := []Upstream{{Name: "a", Servers: []Server{{Host: "10.0.0.1", Port: 80}}}, {Name: "b", Domains: []string{"b.example"}}}
-	var cache map[string]encodedUpstream
-	for step, edit := range []func(){
-		func() {},
-		func() { ups[1].Servers = []Server{{Host: "10.0.0.2", Port: 81, Weight: 3}} },
-		func() {},
-		func() { ups = ups[:1] },
-		func() { ups = nil },
-		func() { ups = []Upstream{{Name: "a", Servers: []Server{{Host: "10.0.0.9", Port: 80}}}} },
+	var encoded map[string][]byte
+	for step, edit := range []func() map[string]bool{ // each edit returns the upstreams it changed
+		func() map[string]bool { return nil },
+		func() map[string]bool {
+			ups[1].Servers = []Server{{Host: "10.0.0.2", Port: 81, Weight: 3}}
+			return map[string]bool{"b": true}
+		},
+		func() map[string]bool { return map[string]bool{} },
+		func() map[string]bool { ups = ups[:1]; return map[string]bool{} },
+		func() map[string]bool { ups = nil; return map[string]bool{} },
+		func() map[string]bool {
+			ups = []Upstream{{Name: "a", Servers: []Server{{Host: "10.0.0.9", Port: 80}}}}
+			return map[string]bool{"a": true}
+		},
 	} {
-		edit()
+		fresh := edit()
 		var got string
-		got, cache = contentHash(ups, nil, cache, nil)
+		got, encoded = contentHash(ups, nil, encoded, fresh)
 		if want := plain(ups, nil); got != want {
 			t.Fatalf("step %d: hash %s, want %s", step, got, want)
 		}
 	}
 	snippets := []ActiveSnippet{{Name: "s"}}
-	if got, _ := contentHash(ups, snippets, cache, nil); got != plain(ups, snippets) {
+	if got, _ := contentHash(ups, snippets, encoded, map[string]bool{}); got != plain(ups, snippets) {
 		t.Fatalf("with snippets: hash %s, want %s", got, plain(ups, snippets))
 	}
 }
