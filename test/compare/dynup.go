@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/xds"
 
+	"github.com/dynup/dynup/test/harness"
 	"github.com/dynup/dynup/test/localproc"
 )
 
@@ -32,20 +33,9 @@ func startDynup(procs *localproc.Group, dir, bin, consulAddr string, env []strin
 
 // dialXDS opens a channel to xds:///service through gRPC-Go's own xDS resolver and balancers, as a
 // proxyless gRPC client of dynup does in production. Envoy cannot be installed here; this is the data plane
-// dynup also serves. dynup.kind=grpc tells dynup to send it gRPC's resources rather than Envoy's listener.
+// dynup also serves (dynup knows a gRPC client by its user agent).
 func dialXDS(xdsAddr, service string) (*grpc.ClientConn, error) {
-	bootstrap, _ := json.Marshal(map[string]any{
-		"xds_servers": []any{map[string]any{
-			"server_uri":      xdsAddr,
-			"channel_creds":   []any{map[string]any{"type": "insecure"}},
-			"server_features": []any{"xds_v3"},
-		}},
-		"node": map[string]any{
-			"id": "compare-grpc-client", "cluster": "compare",
-			"metadata": map[string]any{"dynup.kind": "grpc"},
-		},
-	})
-	builder, err := xds.NewXDSResolverWithConfigForTesting(bootstrap)
+	builder, err := xds.NewXDSResolverWithConfigForTesting(harness.Bootstrap(xdsAddr, harness.ClientNode{ID: "compare-grpc-client"}))
 	if err != nil {
 		return nil, err
 	}

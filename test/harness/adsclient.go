@@ -2,6 +2,8 @@ package harness
 
 import (
 	"context"
+	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ type ADSClient struct {
 	recv   chan *discovery.DiscoveryResponse
 	// acked remembers the last ACKed version per type, which Envoy sends back with a NACK.
 	acked map[string]string
+	err   error // why the stream ended, once recv is closed
 }
 
 // DialADS opens an ADS stream to dynup as an Envoy node with the given id and zone.
@@ -42,6 +45,7 @@ func DialADS(t testing.TB, xdsAddr, id, zone string) *ADSClient {
 		for {
 			resp, err := stream.Recv()
 			if err != nil {
+				c.err = err
 				close(c.recv)
 				return
 			}
@@ -86,9 +90,26 @@ func (c *ADSClient) Nack(r *discovery.DiscoveryResponse, detail string, names ..
 		ResourceNames: names, ErrorDetail: &status.Status{Code: 3, Message: detail}})
 }
 
+// Ended waits for dynup to end the stream, skipping responses, and returns the status it ended with.
+func (c *ADSClient) Ended() error {
+	c.t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case _, ok := <-c.recv:
+			if !ok {
+				return c.err
+			}
+		case <-timeout:
+			c.t.Fatal("the ADS stream did not end within 20s")
+		}
+	}
+}
+
 func (c *ADSClient) send(req *discovery.DiscoveryRequest) {
 	c.t.Helper()
-	if err := c.stream.Send(req); err != nil {
+	// io.EOF means the stream has ended: Next and Ended report how.
+	if err := c.stream.Send(req); err != nil && !errors.Is(err, io.EOF) {
 		c.t.Fatal(err)
 	}
 }

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -9,10 +8,10 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/dynup/dynup/test/harness"
 )
 
 // go-control-plane numbers state-of-the-world and incremental streams separately, both from 1. A fleet
@@ -24,28 +23,9 @@ func TestSotwAndDeltaStreamsAreTrackedApart(t *testing.T) {
 	delta := dialDelta(t, f.addr)
 	delta.send(&discovery.DeltaDiscoveryRequest{Node: &core.Node{Id: "envoy-delta", UserAgentName: "envoy"}, TypeUrl: resource.ClusterType})
 	delta.ack(delta.next(resource.ClusterType))
-
-	cc, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); cc.Close() })
-	sotw, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := &core.Node{Id: "envoy-sotw", UserAgentName: "envoy"}
-	if err := sotw.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := sotw.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sotw.Send(&discovery.DiscoveryRequest{TypeUrl: resource.ClusterType, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}); err != nil {
-		t.Fatal(err)
-	}
+	sotw := harness.DialADS(t, f.addr, "envoy-sotw", "")
+	sotw.Subscribe(resource.ClusterType)
+	sotw.Ack(sotw.Next())
 
 	deadline := time.After(20 * time.Second)
 	for {
@@ -68,32 +48,15 @@ func TestSotwAndDeltaStreamsAreTrackedApart(t *testing.T) {
 }
 
 // A stream may ask for a bounded number of resource types: more could fill the queue its responses wait in
-// while the cache holds its lock. The stream that asks for one too many is ended; others are served.
+// while the cache holds its lock. The stream that asks for one too many is ended.
 func TestStreamAskingForTooManyTypesIsEnded(t *testing.T) {
 	f := serve(t)
 	f.publish(upstream("a", 80, ""))
-	cc, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); cc.Close() })
-	stream, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := &core.Node{Id: "greedy", UserAgentName: "envoy"}
+	greedy := harness.DialADS(t, f.addr, "greedy", "")
 	for i := 0; i <= 10; i++ {
-		if err := stream.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: fmt.Sprintf("type.example.com/made.up.T%d", i)}); err != nil {
-			break
-		}
+		greedy.Subscribe(fmt.Sprintf("type.example.com/made.up.T%d", i))
 	}
-	for {
-		if _, err := stream.Recv(); err != nil {
-			if status.Code(err) != codes.InvalidArgument {
-				t.Fatalf("the stream ended with %v, want InvalidArgument", err)
-			}
-			return
-		}
+	if err := greedy.Ended(); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("the stream ended with %v, want InvalidArgument", err)
 	}
 }
