@@ -9,6 +9,8 @@ package publish
 
 import (
 	"log/slog"
+	"maps"
+	"slices"
 	"runtime"
 	"strings"
 	"sync"
@@ -161,10 +163,7 @@ func (p *Publisher) Publish(st *registry.State) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.state = st
-	names := make([]string, 0, len(p.groups))
-	for name := range p.groups {
-		names = append(names, name)
-	}
+	names := slices.Sorted(maps.Keys(p.groups))
 	results := make([]buildResult, len(names))
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
