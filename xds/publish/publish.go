@@ -10,8 +10,8 @@ package publish
 import (
 	"log/slog"
 	"maps"
-	"slices"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
