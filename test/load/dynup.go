@@ -28,22 +28,18 @@ type target struct {
 	logs       *tail
 }
 
-// seedConfig is the file store's document (registry.FileBackend's dynup.json) holding the seeded
-// upstreams. Writing it before dynup starts is how 10,000 upstreams are loaded in a second instead of
-// 10,000 admin writes, each of which saves the whole file.
+// seedConfig writes the seeded upstreams through the file store dynup will open. Seeding before dynup
+// starts loads 10,000 upstreams in a second instead of 10,000 admin writes.
 func seedConfig(dir string, ups []registry.Upstream) error {
-	doc := struct {
-		Revision  uint64                       `json:"revision"`
-		Upstreams map[string]registry.Upstream `json:"upstreams"`
-	}{Upstreams: map[string]registry.Upstream{}}
-	for _, u := range ups {
-		doc.Upstreams[u.Name] = u
-	}
-	b, err := json.Marshal(doc)
+	backend, err := registry.NewFileBackend(dir)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "dynup.json"), b, 0o600)
+	cfg := registry.Config{Upstreams: make(map[string]registry.Upstream, len(ups))}
+	for _, u := range ups {
+		cfg.Upstreams[u.Name] = u
+	}
+	return backend.Save(context.Background(), cfg, registry.Change{})
 }
 
 // buildDynup builds ./cmd/dynup of the module the tool runs in.
