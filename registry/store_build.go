@@ -12,7 +12,7 @@ type buildParts struct {
 	mergeWarnings  []Warning          // domain conflicts between upstreams (merge)
 	contested      map[string]bool    // the upstreams on either side of those conflicts
 	healthWarnings map[string]Warning // by upstream: applyHealth gives at most one per upstream
-	encoded        map[string][]byte  // each upstream's JSON, for the content hash
+	digests        []upstreamDigest   // of each of the state's upstreams, in order, for the content hash
 }
 
 // maxChangedForParts bounds the upstreams a state is rebuilt from parts for; beyond it a full build is
@@ -45,9 +45,11 @@ func (s *Store) buildFull(rev uint64, c Change) (*State, *buildParts) {
 	}
 	snippets, snippetWarnings := activeSnippets(s.cfg.Snippets, ups)
 	warnings := slices.Concat(s.cfgWarns, mergeWarnings, healthWarnings, snippetWarnings)
-	var hash string
-	hash, parts.encoded = contentHash(ups, snippets, nil, nil)
-	return &State{Revision: rev, Hash: hash, Upstreams: ups, Snippets: snippets, Warnings: warnings, Change: c}, parts
+	parts.digests = make([]upstreamDigest, len(ups))
+	for i := range ups {
+		parts.digests[i] = digestUpstream(&ups[i])
+	}
+	return &State{Revision: rev, Hash: contentHash(parts.digests, snippets), Upstreams: ups, Snippets: snippets, Warnings: warnings, Change: c}, parts
 }
 
 // appendDiscovered adds one source's finding to what earlier sources (in name order) found.
@@ -80,7 +82,7 @@ func (s *Store) buildChanged(rev uint64, c Change) (*State, *buildParts, bool) {
 	}
 	ups := slices.Clone(cur.Upstreams)
 	healthWarnings := maps.Clone(prev.healthWarnings)
-	fresh := make(map[string]bool, len(names))
+	digests := slices.Clone(prev.digests)
 	for _, name := range names {
 		i, found := slices.BinarySearchFunc(ups, name, func(u Upstream, n string) int { return strings.Compare(u.Name, n) })
 		next, exists := s.mergedUpstream(name)
@@ -93,7 +95,7 @@ func (s *Store) buildChanged(rev uint64, c Change) (*State, *buildParts, bool) {
 			healthWarnings[name] = w
 		}
 		ups[i] = one[0]
-		fresh[name] = true
+		digests[i] = digestUpstream(&ups[i])
 	}
 	var orderedHealth []Warning // in upstream order, as a full build gives them
 	if len(healthWarnings) > 0 {
@@ -104,12 +106,11 @@ func (s *Store) buildChanged(rev uint64, c Change) (*State, *buildParts, bool) {
 		}
 	}
 	snippets, snippetWarnings := activeSnippets(s.cfg.Snippets, ups)
-	parts := &buildParts{mergeWarnings: prev.mergeWarnings, contested: prev.contested, healthWarnings: healthWarnings}
+	parts := &buildParts{mergeWarnings: prev.mergeWarnings, contested: prev.contested, healthWarnings: healthWarnings,
+		digests: digests}
 	warnings := slices.Concat(s.cfgWarns, prev.mergeWarnings, orderedHealth, snippetWarnings)
-	var hash string
-	hash, parts.encoded = contentHash(ups, snippets, prev.encoded, fresh)
 	s.partsBuilds++
-	return &State{Revision: rev, Hash: hash, Upstreams: ups, Snippets: snippets, Warnings: warnings, Change: c}, parts, true
+	return &State{Revision: rev, Hash: contentHash(digests, snippets), Upstreams: ups, Snippets: snippets, Warnings: warnings, Change: c}, parts, true
 }
 
 // mergedUpstream is the named upstream as a full build would merge it, before health, and false when

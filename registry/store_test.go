@@ -2,10 +2,8 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -179,43 +177,37 @@ func TestHashDependsOnContentOnly(t *testing.T) {
 	}
 }
 
-// The content hash is the hash of json.Marshal of the upstreams (and the snippets), whichever encodings
-// were reused from the previous state: replicas of other builds compute it that way.
-func TestContentHashFromReusedEncodings(t *testing.T) {
-	plain := func(ups []Upstream, snippets []ActiveSnippet) string {
-		b, _ := json.Marshal(ups)
-		if len(snippets) > 0 {
-			sb, _ := json.Marshal(snippets)
-			b = append(append(b, '\n'), sb...)
+// Every part of the content changes the hash: each upstream (wherever it sorts), their order and
+// count, and the active snippets.
+func TestContentHashCoversEveryPart(t *testing.T) {
+	ups := []Upstream{{Name: "a", Servers: []Server{{Host: "10.0.0.1", Port: 80}}}, {Name: "b", Domains: []string{"b.example"}},
+		{Name: "c", Servers: []Server{{Host: "10.0.0.3", Port: 80}}}}
+	hash := func(ups []Upstream, snippets []ActiveSnippet) string {
+		digests := make([]upstreamDigest, len(ups))
+		for i := range ups {
+			digests[i] = digestUpstream(&ups[i])
 		}
-		sum := sha256.Sum256(b)
-		return hex.EncodeToString(sum[:8])
+		return contentHash(digests, snippets)
 	}
-	ups := []Upstream{{Name: "a", Servers: []Server{{Host: "10.0.0.1", Port: 80}}}, {Name: "b", Domains: []string{"b.example"}}}
-	var encoded map[string][]byte
-	for step, edit := range []func() map[string]bool{ // each edit returns the upstreams it changed
-		func() map[string]bool { return nil },
-		func() map[string]bool {
-			ups[1].Servers = []Server{{Host: "10.0.0.2", Port: 81, Weight: 3}}
-			return map[string]bool{"b": true}
-		},
-		func() map[string]bool { return map[string]bool{} },
-		func() map[string]bool { ups = ups[:1]; return map[string]bool{} },
-		func() map[string]bool { ups = nil; return map[string]bool{} },
-		func() map[string]bool {
-			ups = []Upstream{{Name: "a", Servers: []Server{{Host: "10.0.0.9", Port: 80}}}}
-			return map[string]bool{"a": true}
-		},
-	} {
-		fresh := edit()
-		var got string
-		got, encoded = contentHash(ups, nil, encoded, fresh)
-		if want := plain(ups, nil); got != want {
-			t.Fatalf("step %d: hash %s, want %s", step, got, want)
+	seen := map[string]string{}
+	add := func(what, h string) {
+		t.Helper()
+		if other, ok := seen[h]; ok {
+			t.Fatalf("%s and %s have the same hash %s", what, other, h)
 		}
+		seen[h] = what
 	}
-	snippets := []ActiveSnippet{{Name: "s"}}
-	if got, _ := contentHash(ups, snippets, encoded, map[string]bool{}); got != plain(ups, snippets) {
-		t.Fatalf("with snippets: hash %s, want %s", got, plain(ups, snippets))
+	add("all", hash(ups, nil))
+	for i := range ups {
+		changed := slices.Clone(ups)
+		changed[i].Keepalive = 7
+		add("upstream "+changed[i].Name+" changed", hash(changed, nil))
+	}
+	add("one fewer", hash(ups[:2], nil))
+	add("none", hash(nil, nil))
+	add("reordered", hash([]Upstream{ups[1], ups[0], ups[2]}, nil))
+	add("with a snippet", hash(ups, []ActiveSnippet{{Name: "s"}}))
+	if hash(slices.Clone(ups), nil) != hash(ups, nil) {
+		t.Fatal("the same content gave two hashes")
 	}
 }
