@@ -25,17 +25,6 @@ type DiscoveredService struct {
 	Domains []string `json:"domains,omitempty"`
 }
 
-func (c Config) clone() Config {
-	out := Config{Upstreams: make(map[string]Upstream, len(c.Upstreams)), Snippets: make(map[string]Snippet, len(c.Snippets))}
-	for k, v := range c.Upstreams {
-		out.Upstreams[k] = v
-	}
-	for k, v := range c.Snippets {
-		out.Snippets[k] = v
-	}
-	return out
-}
-
 // merge builds the upstream list from configuration and discovery.
 //
 // Precedence (documented in the README): a configured upstream owns its options and domains; its servers are

@@ -40,7 +40,7 @@ func (s *Store) StageSnippet(ctx context.Context, name string, d SnippetDraft, s
 		return nil, SnippetVersion{}, err
 	}
 	var staged SnippetVersion
-	st, err := s.update(ctx, source, func(cfg Config) (Change, error) {
+	st, err := s.update(ctx, source, nil, func(cfg Config) (Change, error) {
 		sn, exists := cfg.Snippets[name]
 		v := SnippetVersion{Version: 1, Source: d.Source, MD5: SourceMD5(d.Source), CreatedAt: time.Now().UTC(),
 			Validated: true, EntryPoints: entry}
@@ -90,7 +90,7 @@ func trimVersions(vs []SnippetVersion, active int) []SnippetVersion {
 func (s *Store) ActivateSnippet(ctx context.Context, name string, version int, source string) (*State, SnippetVersion, error) {
 	var activated SnippetVersion
 	unchanged := false
-	st, err := s.update(ctx, source, func(cfg Config) (Change, error) {
+	st, err := s.update(ctx, source, nil, func(cfg Config) (Change, error) {
 		sn, ok := cfg.Snippets[name]
 		if !ok {
 			return Change{}, &NotFoundError{Msg: fmt.Sprintf("snippet %s not found", name)}
@@ -129,7 +129,7 @@ func (s *Store) ActivateSnippet(ctx context.Context, name string, version int, s
 // versions that fail validation stay staged. With nothing to activate it changes nothing.
 func (s *Store) ActivateAllStaged(ctx context.Context, source string) (*State, []string, error) {
 	var activated []string
-	st, err := s.update(ctx, source, func(cfg Config) (Change, error) {
+	st, err := s.update(ctx, source, nil, func(cfg Config) (Change, error) {
 		now := time.Now().UTC()
 		for _, name := range sortedKeys(cfg.Snippets) {
 			sn := cfg.Snippets[name]
@@ -164,7 +164,7 @@ func versionList(sn Snippet) string {
 
 // DeleteSnippet removes a snippet with all its versions; Envoys stop running it.
 func (s *Store) DeleteSnippet(ctx context.Context, name, source string) (*State, error) {
-	return s.update(ctx, source, func(cfg Config) (Change, error) {
+	return s.update(ctx, source, nil, func(cfg Config) (Change, error) {
 		if _, ok := cfg.Snippets[name]; !ok {
 			return Change{}, &NotFoundError{Msg: fmt.Sprintf("snippet %s not found", name)}
 		}

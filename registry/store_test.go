@@ -60,6 +60,66 @@ func (failingBackend) Save(context.Context, Config, Change) error {
 	return errors.New("disk full")
 }
 
+// switchedBackend fails every save while fail is set.
+type switchedBackend struct {
+	FileBackend
+	fail bool
+}
+
+func (b *switchedBackend) Save(ctx context.Context, next Config, c Change) error {
+	if b.fail {
+		return errors.New("disk full")
+	}
+	return b.FileBackend.Save(ctx, next, c)
+}
+
+// Writes edit the configuration in place: a failed save must put back every upstream it touched, and a
+// refused write must leave them as they were.
+func TestFailedSaveLeavesTheConfigurationAsItWas(t *testing.T) {
+	ctx := context.Background()
+	fb, err := NewFileBackend(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &switchedBackend{FileBackend: *fb}
+	s, err := NewStore(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []Upstream{up("a", 80), up("b", 81)} {
+		if _, err := s.PutUpstream(ctx, u, "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := mustJSON(s.cfg)
+	b.fail = true
+	if _, err := s.PutUpstream(ctx, up("a", 90), "admin"); err == nil {
+		t.Fatal("a replacement was saved on a failing backend")
+	}
+	if _, err := s.PutUpstream(ctx, up("c", 90), "admin"); err == nil {
+		t.Fatal("a new upstream was saved on a failing backend")
+	}
+	if _, err := s.DeleteUpstream(ctx, "b", "admin"); err == nil {
+		t.Fatal("a delete was saved on a failing backend")
+	}
+	b.fail = false
+	conflicting := up("c", 80)
+	conflicting.Domains = []string{"a"}
+	if _, err := s.PutUpstream(ctx, conflicting, "admin"); err == nil {
+		t.Fatal("a domain taken by a was given to c")
+	}
+	if got := mustJSON(s.cfg); got != want {
+		t.Fatalf("the configuration is\n%s\nwant\n%s", got, want)
+	}
+	again, err := NewStore(ctx, fb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustJSON(again.cfg); got != want {
+		t.Fatalf("after a restart the configuration is\n%s\nwant\n%s", got, want)
+	}
+}
+
 func TestFailedSaveChangesNothing(t *testing.T) {
 	s, err := NewStore(context.Background(), &failingBackend{FileBackend{path: t.TempDir() + "/x.json"}})
 	if err != nil {
