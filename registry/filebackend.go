@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,23 +10,35 @@ import (
 	"path/filepath"
 )
 
-// FileBackend keeps the configuration in one JSON file, replaced atomically (write, fsync, rename), so a
-// crash leaves either the old or the new file and a restart loses nothing that was acknowledged.
+// FileBackend keeps the configuration in dir/dynup.json and the writes accepted since that file was
+// written in dir/dynup.journal, one JSON line per write, appended and fsynced before the write is
+// acknowledged: a crash or restart loses nothing that was answered with 200.
+//
+// Why a journal: rewriting the whole file on every write cost ~45 ms of CPU with 10,000 upstreams (a
+// 2.5 MB file), where appending one upstream costs well under a millisecond. When the journal grows
+// larger than the file, and at a start, the journal is folded into a new dynup.json (written to a
+// temporary file, fsynced, renamed) and emptied, so the whole-file cost is paid once per file's worth of
+// writes.
 type FileBackend struct {
-	path string
-	// written is each upstream's encoding in the file as last written, by name. A write re-encodes only
-	// the upstreams its change names: encoding 10,000 upstreams on every write took ~80 ms, most of a
-	// one-endpoint write. (Saves are serialised by the store.)
-	written map[string][]byte
-	size    int // of the file as last written
+	path        string // dynup.json
+	journalPath string
+	journal     *os.File // open for appending once a write needed it
+	journalSize int64
+	fileSize    int64
+	// minFold is the journal size below which it is never folded (a tiny file would be rewritten on
+	// nearly every write).
+	minFold int64
+	// broken says an append failed and may have left part of a line: the next write folds instead, which
+	// starts the journal afresh.
+	broken bool
 }
 
-// NewFileBackend keeps state in dir/dynup.json, creating dir if needed.
+// NewFileBackend keeps state in dir/dynup.json and dir/dynup.journal, creating dir if needed.
 func NewFileBackend(dir string) (*FileBackend, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	return &FileBackend{path: filepath.Join(dir, "dynup.json")}, nil
+	return &FileBackend{path: filepath.Join(dir, "dynup.json"), minFold: 64 << 10}, nil
 }
 
 type fileDoc struct {
@@ -37,7 +48,39 @@ type fileDoc struct {
 
 func (f *FileBackend) Name() string { return "file:" + f.path }
 
+func (f *FileBackend) journalFile() string {
+	if f.journalPath == "" {
+		f.journalPath = filepath.Join(filepath.Dir(f.path), "dynup.journal")
+	}
+	return f.journalPath
+}
+
+// Load reads the file, applies the journal's writes after it, and folds them into the file.
 func (f *FileBackend) Load(context.Context) (Config, uint64, error) {
+	cfg, rev, err := f.readFile()
+	if err != nil {
+		return Config{}, 0, err
+	}
+	entries, torn, err := readJournal(f.journalFile())
+	if err != nil {
+		return Config{}, 0, err
+	}
+	for _, e := range entries {
+		if e.Revision <= rev {
+			continue // folded already: a crash came between writing the file and emptying the journal
+		}
+		e.applyTo(&cfg)
+		rev = e.Revision
+	}
+	if len(entries) > 0 || torn {
+		if err := f.fold(cfg, rev); err != nil {
+			return Config{}, 0, fmt.Errorf("fold %s into %s: %w", f.journalFile(), f.path, err)
+		}
+	}
+	return cfg, rev, nil
+}
+
+func (f *FileBackend) readFile() (Config, uint64, error) {
 	b, err := os.ReadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Config{Upstreams: map[string]Upstream{}}, 0, nil
@@ -49,88 +92,51 @@ func (f *FileBackend) Load(context.Context) (Config, uint64, error) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return Config{}, 0, fmt.Errorf("%s: %w", f.path, err)
 	}
+	f.fileSize = int64(len(b))
+	if doc.Upstreams == nil {
+		doc.Upstreams = map[string]Upstream{}
+	}
 	return doc.Config, doc.Revision, nil
 }
 
-// Save writes next as the whole file. The result is byte for byte what json.MarshalIndent gives for the
-// document; only the upstreams c names (and any the last write did not have) are encoded again, so c must
-// name every upstream the write changed, as every change record does.
+// Save appends the upstreams and snippets c names, as next has them, to the journal. c must name every
+// upstream and snippet the write changed, as every change record does.
 func (f *FileBackend) Save(_ context.Context, next Config, c Change) error {
-	b, written, err := f.encode(next, c)
+	if f.broken {
+		return f.fold(next, c.Revision)
+	}
+	line, err := json.Marshal(newJournalEntry(next, c))
 	if err != nil {
 		return err
 	}
-	if err := f.replace(b); err != nil {
+	if err := f.append(append(line, '\n')); err != nil {
+		f.broken = true
 		return err
 	}
-	f.written, f.size = written, len(b) // only once the file holds them: a failed write must not leak into the next
+	if f.journalSize > max(f.fileSize, f.minFold) {
+		// The write is durable in the journal already; a fold that fails is tried again on the next write.
+		_ = f.fold(next, c.Revision)
+	}
 	return nil
 }
 
-// writeJSONString writes s as a JSON string. Upstream names need no escaping (they are validated); any
-// other string goes through encoding/json.
-func writeJSONString(buf *bytes.Buffer, s string) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s)
-			buf.Write(b)
-			return
-		}
+// fold writes cfg as the whole file and empties the journal.
+func (f *FileBackend) fold(cfg Config, rev uint64) error {
+	b, err := json.MarshalIndent(fileDoc{Revision: rev, Config: cfg}, "", "  ")
+	if err != nil {
+		return err
 	}
-	buf.WriteByte('"')
-	buf.WriteString(s)
-	buf.WriteByte('"')
-}
-
-// encode returns the file's content for next, and the encodings of its upstreams.
-func (f *FileBackend) encode(next Config, c Change) ([]byte, map[string][]byte, error) {
-	written := make(map[string][]byte, len(next.Upstreams))
-	stale := make(map[string]bool, len(c.Upstreams))
-	for _, name := range c.Upstreams {
-		stale[name] = true
+	b = append(b, '\n')
+	if err := f.replace(b); err != nil {
+		return err
 	}
-	names := sortedKeys(next.Upstreams)
-	var buf bytes.Buffer
-	buf.Grow(f.size + f.size/8 + 4096) // growing a 2 MiB buffer step by step cost more than the encoding
-	fmt.Fprintf(&buf, "{\n  \"revision\": %d,\n  \"upstreams\": ", c.Revision)
-	switch {
-	case next.Upstreams == nil:
-		buf.WriteString("null")
-	case len(names) == 0:
-		buf.WriteString("{}")
-	default:
-		buf.WriteString("{\n")
-		for i, name := range names {
-			e, ok := f.written[name]
-			if !ok || stale[name] {
-				u := next.Upstreams[name]
-				var err error
-				if e, err = json.MarshalIndent(&u, "    ", "  "); err != nil {
-					return nil, nil, err
-				}
-			}
-			written[name] = e
-			buf.WriteString("    ")
-			writeJSONString(&buf, name)
-			buf.WriteString(": ")
-			buf.Write(e)
-			if i < len(names)-1 {
-				buf.WriteByte(',')
-			}
-			buf.WriteByte('\n')
-		}
-		buf.WriteString("  }")
+	f.fileSize = int64(len(b))
+	// Entries left behind by a crash here are at or below the file's revision, which Load skips.
+	if err := os.Truncate(f.journalFile(), 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	if len(next.Snippets) > 0 {
-		sb, err := json.MarshalIndent(next.Snippets, "  ", "  ")
-		if err != nil {
-			return nil, nil, err
-		}
-		buf.WriteString(",\n  \"snippets\": ")
-		buf.Write(sb)
-	}
-	buf.WriteString("\n}\n")
-	return buf.Bytes(), written, nil
+	f.journalSize, f.broken = 0, false
+	return nil
 }
 
 // replace puts b in the file atomically: write a temporary file, fsync, rename, fsync the directory.
@@ -154,10 +160,16 @@ func (f *FileBackend) replace(b []byte) error {
 	if err := os.Rename(tmp.Name(), f.path); err != nil {
 		return err
 	}
-	// The rename is durable only once the directory entry is.
-	if d, err := os.Open(filepath.Dir(f.path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	syncDir(filepath.Dir(f.path)) // best effort, as before: some file systems refuse to sync a directory
 	return nil
+}
+
+// syncDir makes a directory's entries durable (a rename or a new file is durable only once they are).
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

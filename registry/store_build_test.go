@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand"
-	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -132,62 +131,6 @@ func checkStateFromParts(t *testing.T, seed int64) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-// The file backend re-encodes only the upstreams a write names; the file is still byte for byte what
-// json.MarshalIndent gives for the whole configuration, after any sequence of writes.
-func TestFileIsTheWholeConfigurationAfterEveryWrite(t *testing.T) {
-	// FileBackend.encode writes the document's fields itself: a new field must be taught to it.
-	var fields []string
-	for _, typ := range []reflect.Type{reflect.TypeFor[fileDoc](), reflect.TypeFor[Config]()} {
-		for i := 0; i < typ.NumField(); i++ {
-			if f := typ.Field(i); !f.Anonymous {
-				fields = append(fields, f.Name)
-			}
-		}
-	}
-	if !reflect.DeepEqual(fields, []string{"Revision", "Upstreams", "Snippets"}) {
-		t.Fatalf("the file's fields are %v: teach FileBackend.encode the new ones", fields)
-	}
-	rng := rand.New(rand.NewSource(3))
-	ctx := context.Background()
-	dir := t.TempDir()
-	s := newFileStore(t, dir)
-	fb := s.backend.(*FileBackend)
-	check := func(step int) {
-		t.Helper()
-		got, err := os.ReadFile(fb.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := json.MarshalIndent(fileDoc{Revision: s.State().Revision, Config: s.cfg}, "", "  ")
-		if string(got) != string(want)+"\n" {
-			t.Fatalf("step %d: the file is not the configuration:\n%s\nwant\n%s", step, got, want)
-		}
-	}
-	names := []string{"a", "b", "c"}
-	for step := 0; step < 200; step++ {
-		name := names[rng.Intn(len(names))]
-		if rng.Intn(4) == 0 {
-			if _, err := s.DeleteUpstream(ctx, name, "admin"); err != nil {
-				continue
-			}
-		} else {
-			u := Upstream{Name: name, Keepalive: rng.Intn(3), Servers: []Server{{Host: "10.0.0.1", Port: 80 + rng.Intn(5), Weight: rng.Intn(3)}}}
-			if rng.Intn(3) == 0 {
-				u.Servers[0].FailTimeout = Seconds(float64(rng.Intn(3) + 1))
-			}
-			if _, err := s.PutUpstream(ctx, u, "admin"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		check(step)
-	}
-	// And a restart reads it back whole.
-	again := newFileStore(t, dir)
-	if !reflect.DeepEqual(again.cfg.Upstreams, s.cfg.Upstreams) {
-		t.Fatalf("after a restart: %v, want %v", again.cfg.Upstreams, s.cfg.Upstreams)
-	}
 }
 
 // A configured upstream that won a domain over a discovered one, and then is only discovered, no longer

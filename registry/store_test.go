@@ -162,8 +162,18 @@ func TestDomainServedTwiceIsAConflict(t *testing.T) {
 	if _, err := s.PutUpstream(ctx, up("img.example.com", 80), "admin"); !errors.As(err, &conflict) {
 		t.Fatalf("err %v, want ConflictError", err)
 	}
-	if st := s.State(); st.Revision != 1 {
-		t.Fatalf("revision %d after rejected writes, want 1", st.Revision)
+	// So does an existing upstream that changes its domains (a write that keeps them skips the check).
+	if _, err := s.PutUpstream(ctx, up("b", 80), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutUpstream(ctx, b, "admin"); !errors.As(err, &conflict) {
+		t.Fatalf("err %v, want ConflictError", err)
+	}
+	if _, err := s.PutUpstream(ctx, up("b", 81), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.State(); st.Revision != 3 {
+		t.Fatalf("revision %d after rejected writes, want 3", st.Revision)
 	}
 }
 
