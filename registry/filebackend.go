@@ -16,7 +16,7 @@ import (
 //
 // Why a journal: rewriting the whole file on every write cost ~45 ms of CPU with 10,000 upstreams (a
 // 2.5 MB file), where appending one upstream costs well under a millisecond. When the journal grows
-// larger than the file, and at a start, the journal is folded into a new dynup.json (written to a
+// larger than the file, it is folded into a new dynup.json (written to a
 // temporary file, fsynced, renamed) and emptied, so the whole-file cost is paid once per file's worth of
 // writes.
 type FileBackend struct {
@@ -55,7 +55,7 @@ func (f *FileBackend) journalFile() string {
 	return f.journalPath
 }
 
-// Load reads the file, applies the journal's writes after it, and folds them into the file.
+// Load reads the file and applies the journal's writes after it.
 func (f *FileBackend) Load(context.Context) (Config, uint64, error) {
 	cfg, rev, err := f.readFile()
 	if err != nil {
@@ -72,11 +72,10 @@ func (f *FileBackend) Load(context.Context) (Config, uint64, error) {
 		e.applyTo(&cfg)
 		rev = e.Revision
 	}
-	if len(entries) > 0 || torn {
-		if err := f.fold(cfg, rev); err != nil {
-			return Config{}, 0, fmt.Errorf("fold %s into %s: %w", f.journalFile(), f.path, err)
-		}
-	}
+	// A start does not fold the journal: the store has not validated what it read yet, and a start that
+	// fails must leave the files as they were. The next write folds if the last line was cut off, so that
+	// nothing is appended after it.
+	f.broken = torn
 	return cfg, rev, nil
 }
 

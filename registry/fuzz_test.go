@@ -200,6 +200,57 @@ func FuzzLoadFile(f *testing.F) {
 	})
 }
 
+// FuzzLoadJournal opens a store on a valid dynup.json and an arbitrary dynup.journal: no panic; a journal
+// that does not load is an error and leaves both files as they were; one that loads gives a state of
+// valid upstreams, folded into the file so that a second start loads the same configuration.
+func FuzzLoadJournal(f *testing.F) {
+	other, _ := json.Marshal(fuzzSeedConfig()["other"])
+	for _, j := range []string{"", "\n", `{"revision":8,"upstreams":{"api":null}}` + "\n",
+		`{"revision":8,"upstreams":{"new":` + string(other) + `}}` + "\n",
+		`{"revision":8,"upstreams":{"other":` + string(other) + `}}` + "\n" + `{"revision":9,"snippets":{"s":null}}` + "\n",
+		`{"revision":3,"upstreams":{"api":null}}` + "\n" + `{"revision":9,"upst`, `{"revision":9}` + "\n" + `{"revision":9}` + "\n"} {
+		f.Add([]byte(j))
+	}
+	file, _ := json.Marshal(map[string]any{"revision": 7, "upstreams": fuzzSeedConfig()})
+	f.Fuzz(func(t *testing.T, journal []byte) {
+		dir := t.TempDir()
+		paths := []string{filepath.Join(dir, "dynup.json"), filepath.Join(dir, "dynup.journal")}
+		for i, b := range [][]byte{file, journal} {
+			if err := os.WriteFile(paths[i], b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		open := func() (*registry.Store, error) {
+			backend, err := registry.NewFileBackend(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return registry.NewStore(context.Background(), backend)
+		}
+		store, err := open()
+		if err != nil {
+			for i, want := range [][]byte{file, journal} {
+				if got, _ := os.ReadFile(paths[i]); !bytes.Equal(got, want) {
+					t.Fatalf("a failed start changed %s (err %v)", paths[i], err)
+				}
+			}
+			return
+		}
+		for _, u := range store.State().Upstreams {
+			if err := u.Validate(); err != nil {
+				t.Fatalf("loaded an invalid upstream %s: %v", u.Name, err)
+			}
+		}
+		again, err := open()
+		if err != nil {
+			t.Fatalf("the folded file does not load: %v", err)
+		}
+		if a, b := mustJSON(t, store.State().Upstreams), mustJSON(t, again.State().Upstreams); a != b || store.State().Revision != again.State().Revision {
+			t.Fatalf("a second start loads revision %d %s, the first %d %s", again.State().Revision, b, store.State().Revision, a)
+		}
+	})
+}
+
 func mustJSON(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
