@@ -43,7 +43,7 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("dynup", flag.ContinueOnError)
 	fs.StringVar(&c.adminAddr, "admin-addr", "127.0.0.1:1995", "admin API address (Slardar's port); keep it on loopback")
 	fs.StringVar(&c.xdsAddr, "xds-addr", "127.0.0.1:18000", "xDS (ADS) gRPC address Envoys and gRPC clients connect to")
-	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the local file store (dynup.json, replaced atomically)")
+	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the local file store (dynup.json and the dynup.journal of writes since)")
 	fs.StringVar(&c.listenerAddr, "http-listener-address", "0.0.0.0", "address of the HTTP listener dynup gives Envoy nodes")
 	fs.UintVar(&c.listenerPort, "http-listener-port", 10000, "port of the HTTP listener dynup gives Envoy nodes")
 	fs.Int64Var(&c.maxBody, "max-body-bytes", adminapi.DefaultMaxBodyBytes, "largest admin request body accepted; larger ones get 413")
