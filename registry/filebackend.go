@@ -119,6 +119,10 @@ func (f *FileBackend) Save(_ context.Context, next Config, c Change) error {
 	return nil
 }
 
+// SaveAll writes cfg as the whole configuration at revision, replacing the file and emptying the
+// journal: for tools that fill a data dir before dynup starts.
+func (f *FileBackend) SaveAll(cfg Config, revision uint64) error { return f.fold(cfg, revision) }
+
 // fold writes cfg as the whole file and empties the journal.
 func (f *FileBackend) fold(cfg Config, rev uint64) error {
 	b, err := json.MarshalIndent(fileDoc{Revision: rev, Config: cfg}, "", "  ")

@@ -39,7 +39,7 @@ func seedConfig(dir string, ups []registry.Upstream) error {
 	for _, u := range ups {
 		cfg.Upstreams[u.Name] = u
 	}
-	return backend.Save(context.Background(), cfg, registry.Change{})
+	return backend.SaveAll(cfg, 1)
 }
 
 // buildDynup builds ./cmd/dynup of the module the tool runs in.
