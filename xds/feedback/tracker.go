@@ -52,8 +52,11 @@ type Tracker struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	mu        sync.Mutex
-	upstreams map[string]bool
+	mu sync.Mutex
+	// upstreams holds each upstream's servers as last synced, so that a state that changes a few
+	// upstreams is synced for those alone: going over 100,000 servers took ~15 ms on every change.
+	upstreams map[string][]registry.ServerKey
+	synced    *registry.State // the state last synced
 	servers   map[registry.ServerKey]*tracked
 	out       map[registry.ServerKey]registry.Verdict
 	reports   uint64
@@ -74,7 +77,7 @@ func New(store Store, log *slog.Logger) *Tracker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Tracker{store: store, log: log, now: time.Now, upstreams: map[string]bool{},
+	return &Tracker{store: store, log: log, now: time.Now, upstreams: map[string][]registry.ServerKey{},
 		servers: map[registry.ServerKey]*tracked{}, out: map[registry.ServerKey]registry.Verdict{}, wake: make(chan struct{}, 1)}
 }
 
@@ -107,7 +110,7 @@ func (t *Tracker) Report(r Report) (ServerStatus, error) {
 	t.mu.Lock()
 	s, ok := t.servers[k]
 	if !ok {
-		known := t.upstreams[r.Upstream]
+		_, known := t.upstreams[r.Upstream]
 		t.mu.Unlock()
 		if !known {
 			return ServerStatus{}, &UnknownError{Field: "upstream", Msg: fmt.Sprintf("upstream %s not found", r.Upstream)}
@@ -141,43 +144,86 @@ func (t *Tracker) Report(r Report) (ServerStatus, error) {
 
 // sync takes the servers and their limits from st. Removed servers lose their accounting; a server whose
 // accounting was turned off (max_fails 0) or that was marked down comes back at once.
+//
+// A state that directly follows the last one synced names every upstream it changed (the store checks
+// that), and only those are synced; after a skipped state (the subscription keeps only the newest) every
+// upstream is.
 func (t *Tracker) sync(st *registry.State) {
 	t.mu.Lock()
-	seen := map[registry.ServerKey]bool{}
-	t.upstreams = map[string]bool{}
 	changed := false
-	for i := range st.Upstreams {
-		u := &st.Upstreams[i]
-		t.upstreams[u.Name] = true
-		for j := range u.Servers {
-			srv := &u.Servers[j]
-			k := registry.ServerKey{Upstream: u.Name, Host: srv.Host, Port: srv.Port}
-			seen[k] = true
-			s := t.servers[k]
-			if s == nil {
-				s = &tracked{}
-				t.servers[k] = s
-			}
-			s.passive, s.down = healthcheck.ServerPassive(u, srv), srv.Down
-			if (s.passive.Off() || s.down) && s.w.release() {
-				delete(t.out, k)
-				changed = true
+	if prev := t.synced; prev != nil && st.Revision == prev.Revision+1 {
+		for _, name := range st.Change.Upstreams {
+			changed = t.syncUpstream(st, name) || changed
+		}
+	} else {
+		for i := range st.Upstreams {
+			changed = t.syncUpstream(st, st.Upstreams[i].Name) || changed
+		}
+		for name := range t.upstreams {
+			if _, ok := st.Upstream(name); !ok {
+				changed = t.syncUpstream(st, name) || changed
 			}
 		}
 	}
-	for k := range t.servers {
-		if !seen[k] {
-			delete(t.servers, k)
-			if _, ok := t.out[k]; ok {
-				delete(t.out, k)
-				changed = true
-			}
-		}
-	}
+	t.synced = st
 	t.mu.Unlock()
 	if changed {
 		t.report()
 	}
+}
+
+// syncUpstream takes one upstream's servers from st and says whether a server came back.
+func (t *Tracker) syncUpstream(st *registry.State, name string) bool {
+	changed := false
+	old := t.upstreams[name]
+	u, ok := st.Upstream(name)
+	if !ok {
+		delete(t.upstreams, name)
+		for _, k := range old {
+			changed = t.drop(k) || changed
+		}
+		return changed
+	}
+	keys := make([]registry.ServerKey, 0, len(u.Servers))
+	for j := range u.Servers {
+		srv := &u.Servers[j]
+		k := registry.ServerKey{Upstream: u.Name, Host: srv.Host, Port: srv.Port}
+		keys = append(keys, k)
+		s := t.servers[k]
+		if s == nil {
+			s = &tracked{}
+			t.servers[k] = s
+		}
+		s.passive, s.down = healthcheck.ServerPassive(u, srv), srv.Down
+		if (s.passive.Off() || s.down) && s.w.release() {
+			delete(t.out, k)
+			changed = true
+		}
+	}
+	t.upstreams[name] = keys
+	if len(old) == 0 {
+		return changed
+	}
+	kept := make(map[registry.ServerKey]bool, len(keys))
+	for _, k := range keys {
+		kept[k] = true
+	}
+	for _, k := range old {
+		if !kept[k] {
+			changed = t.drop(k) || changed
+		}
+	}
+	return changed
+}
+
+// drop forgets a server that is gone and says whether it was out.
+func (t *Tracker) drop(k registry.ServerKey) bool {
+	delete(t.servers, k)
+	if _, ok := t.out[k]; ok {
+		delete(t.out, k)
+		return true
+	}
+	return false
 }
 
 // expire brings back the servers whose time out is over and returns when the next one is due (zero: none).
@@ -186,7 +232,8 @@ func (t *Tracker) expire() time.Time {
 	now := t.now()
 	var next time.Time
 	var back []registry.ServerKey
-	for k, s := range t.servers {
+	for k := range t.out { // only a server that is out has a time out to end
+		s := t.servers[k]
 		if s.w.expire(now) {
 			delete(t.out, k)
 			back = append(back, k)
