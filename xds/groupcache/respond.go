@@ -11,10 +11,13 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// versionKey is an entry of a wildcard stream's returned-resources map that no resource can be named (a
-// name never holds a NUL): the version of the whole set the stream was last sent. While the stream stays
-// a wildcard subscriber, an equal version means it has everything, so an ACK of a large set is answered
-// without comparing every resource. The servers keep the map as the cache returned it: the state of the
+// versionKey is an entry of a stream's returned-resources map that no resource can be named (a name never
+// holds a NUL): the version of the whole set the stream was last sent. While the stream stays a wildcard
+// subscriber, an equal version means it has everything, so an ACK of a large set is answered without
+// comparing every resource. So it does for an incremental stream that names its resources, on a request
+// that does not change its subscription (an ACK): a request that does is compared in full, and leaves the
+// stream up to date for the new subscription whether or not it is answered. Without that, each ACK of an
+// Envoy subscribed to 10,000 endpoint assignments cost 10,000 lookups. The servers keep the map as the cache returned it: the state of the
 // world server prunes it only for named subscriptions, the delta server only on (un)subscribe requests.
 const versionKey = "\x00version"
 
@@ -148,9 +151,7 @@ func respondDeltaChanges(s *Snapshot, req *cache.DeltaRequest, sub cache.Subscri
 			removed = append(removed, n)
 		}
 	}
-	if wildcard {
-		next.put(versionKey, set.version)
-	}
+	next.put(versionKey, set.version)
 	if len(out) == 0 && len(removed) == 0 {
 		return nil
 	}
@@ -229,7 +230,7 @@ func respondDelta(s *Snapshot, req *cache.DeltaRequest, sub cache.Subscription) 
 	wildcard := sub.IsWildcard()
 	// An (un)subscribe request may have marked resources for resending in the map; then look at all of it.
 	quiet := len(req.ResourceNamesSubscribe) == 0 && len(req.ResourceNamesUnsubscribe) == 0
-	if !first && wildcard && quiet && returned[versionKey] == set.version {
+	if !first && quiet && returned[versionKey] == set.version {
 		return nil
 	}
 	var out []*discovery.Resource
@@ -267,6 +268,7 @@ func respondDelta(s *Snapshot, req *cache.DeltaRequest, sub cache.Subscription) 
 				removed = append(removed, n)
 			}
 		}
+		next[versionKey] = set.version
 	}
 	if len(out) == 0 && len(removed) == 0 && !(first && wildcard) {
 		return nil
