@@ -19,48 +19,44 @@ type journalEntry struct {
 }
 
 func newJournalEntry(next Config, c Change) journalEntry {
-	e := journalEntry{Revision: c.Revision}
-	if len(c.Upstreams) > 0 {
-		e.Upstreams = make(map[string]*Upstream, len(c.Upstreams))
-		for _, name := range c.Upstreams {
-			var u *Upstream
-			if v, ok := next.Upstreams[name]; ok {
-				u = &v
-			}
-			e.Upstreams[name] = u
-		}
+	return journalEntry{Revision: c.Revision, Upstreams: entriesOf(next.Upstreams, c.Upstreams),
+		Snippets: entriesOf(next.Snippets, c.Snippets)}
+}
+
+// entriesOf returns the named entries of m, nil for a name m does not hold (deleted).
+func entriesOf[V any](m map[string]V, names []string) map[string]*V {
+	if len(names) == 0 {
+		return nil
 	}
-	if len(c.Snippets) > 0 {
-		e.Snippets = make(map[string]*Snippet, len(c.Snippets))
-		for _, name := range c.Snippets {
-			var sn *Snippet
-			if v, ok := next.Snippets[name]; ok {
-				sn = &v
-			}
-			e.Snippets[name] = sn
+	out := make(map[string]*V, len(names))
+	for _, name := range names {
+		var p *V
+		if v, ok := m[name]; ok {
+			p = &v
 		}
+		out[name] = p
 	}
-	return e
+	return out
 }
 
 func (e journalEntry) applyTo(cfg *Config) {
-	for name, u := range e.Upstreams {
-		if u == nil {
-			delete(cfg.Upstreams, name)
-		} else {
-			cfg.Upstreams[name] = *u
-		}
-	}
-	for name, sn := range e.Snippets {
-		if sn == nil {
-			delete(cfg.Snippets, name)
+	cfg.Upstreams = applyEntries(cfg.Upstreams, e.Upstreams)
+	cfg.Snippets = applyEntries(cfg.Snippets, e.Snippets)
+}
+
+// applyEntries sets or deletes (nil) each entry in m, making m if it needs one.
+func applyEntries[V any](m map[string]V, entries map[string]*V) map[string]V {
+	for name, v := range entries {
+		if v == nil {
+			delete(m, name)
 			continue
 		}
-		if cfg.Snippets == nil {
-			cfg.Snippets = map[string]Snippet{}
+		if m == nil {
+			m = map[string]V{}
 		}
-		cfg.Snippets[name] = *sn
+		m[name] = *v
 	}
+	return m
 }
 
 // readJournal returns the journal's entries. A last line without its newline is a write that was cut off
