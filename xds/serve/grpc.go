@@ -8,7 +8,6 @@ import (
 
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	sotw "github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
@@ -42,6 +41,9 @@ func NewGRPCServer(ctx context.Context, c cache.Cache, callbacks serverv3.Callba
 		// system calls per change. Nodes only send small requests, so the window costs nothing.
 		grpc.InitialWindowSize(1 << 20),
 		grpc.InitialConnWindowSize(1 << 20),
+		// State-of-the-world requests are decoded by their stream, which knows the one before (see
+		// requestDecoder); every other message as gRPC's proto codec would.
+		grpc.ForceServerCodecV2(newServerCodec()),
 	}, extra...)
 	s := grpc.NewServer(opts...)
 	// Streams that subscribe to named resources are not sent changes to other resources; the cache says
@@ -52,10 +54,8 @@ func NewGRPCServer(ctx context.Context, c cache.Cache, callbacks serverv3.Callba
 			cc.OnCurrent(cb.Current)
 		}
 	}
-	// Ordered ADS: a stream's responses go through one queue, in the order the cache produced them
-	// (clusters before endpoints before listeners before routes), where the default implementation selects
-	// among a channel per type (by reflection, rebuilt on every request) and may send them in any order.
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s, serverv3.NewServer(ctx, c, callbacks, sotw.WithOrderedADS()))
+	// State of the world is served by dynup's own loop (sotw.go), incremental by go-control-plane's.
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s, newADSServer(ctx, c, callbacks))
 	return s
 }
 
