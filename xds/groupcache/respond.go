@@ -2,7 +2,6 @@ package groupcache
 
 import (
 	"context"
-	"maps"
 	"sort"
 	"sync"
 
@@ -12,13 +11,17 @@ import (
 )
 
 // versionKey is an entry of a stream's returned-resources map that no resource can be named (a name never
-// holds a NUL): the version of the whole set the stream was last sent. While the stream stays a wildcard
-// subscriber, an equal version means it has everything, so an ACK of a large set is answered without
-// comparing every resource. So it does for an incremental stream that names its resources, on a request
-// that does not change its subscription (an ACK): a request that does is compared in full, and leaves the
-// stream up to date for the new subscription whether or not it is answered. Without that, each ACK of an
-// Envoy subscribed to 10,000 endpoint assignments cost 10,000 lookups. The servers keep the map as the cache returned it: the state of the
-// world server prunes it only for named subscriptions, the delta server only on (un)subscribe requests.
+// holds a NUL): the version of the whole set the stream was last sent, by a response that left it holding
+// everything it subscribes to. While the subscription stays as it was, an equal version means the stream
+// has everything, so its ACK is answered without comparing every resource (10,000 lookups for an Envoy
+// with 10,000 endpoint assignments, 17 µs per ACK with a hundred):
+//   - a wildcard stream stays one until it names resources;
+//   - a state-of-the-world stream that names resources changes its subscription through
+//     SetResourceSubscription, which drops every returned entry it does not name, this one included
+//     (dynup's server calls it only when the names change; go-control-plane's on every request, which
+//     only loses the shortcut);
+//   - an incremental stream changes it only with a request that (un)subscribes, which is compared in full
+//     and leaves the stream up to date for the new subscription whether or not it is answered.
 const versionKey = "\x00version"
 
 var emptySet = &typeSet{version: sumVersion(0, 0)}
@@ -42,7 +45,7 @@ func respond(s *Snapshot, req *cache.Request, sub cache.Subscription) cache.Resp
 	returned := sub.ReturnedResources()
 	first := req.ResponseNonce == ""
 	wildcard := sub.IsWildcard()
-	if !first && wildcard && returned[versionKey] == set.version {
+	if !first && returned[versionKey] == set.version {
 		return nil
 	}
 	full := cache.ResourceRequiresFullStateInSotw(req.TypeUrl)
@@ -74,9 +77,7 @@ func respond(s *Snapshot, req *cache.Request, sub cache.Subscription) cache.Resp
 			}
 		}
 	}
-	if wildcard {
-		next[versionKey] = set.version
-	}
+	next[versionKey] = set.version
 	return &response{req: req, returned: next,
 		resp: &discovery.DiscoveryResponse{VersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: out}}
 }
@@ -107,9 +108,7 @@ func respondChanges(s *Snapshot, req *cache.Request, sub cache.Subscription, cs 
 		next.put(n, e.version)
 		out = append(out, e.any)
 	}
-	if wildcard {
-		next.put(versionKey, set.version)
-	}
+	next.put(versionKey, set.version)
 	if len(out) == 0 {
 		return nil
 	}
@@ -314,9 +313,13 @@ func (r *deltaResponse) GetReturnedResources() map[string]string           { ret
 func (r *deltaResponse) GetContext() context.Context                       { return context.Background() }
 
 // returnedEdits is a stream's returned-resources map after a change: its previous map with a few entries
-// set or removed. The copy is made when the server asks for it, on the stream's own goroutine, not while
-// the cache answers every stream of a group under its lock: copying a 100-entry map for each of 10,000
-// streams was most of the time an endpoint change took to hand over.
+// set or removed. The edits are made when the server asks for the map, on the stream's own goroutine, not
+// while the cache answers every stream of a group under its lock (copying a 100-entry map for each of
+// 10,000 streams was most of the time an endpoint change took to hand over). They are made in place: the
+// map is the stream's own, and no watch reads it then. The cache answered and dropped the stream's watch
+// of this type, and both servers apply a response before they handle the stream's next request, which is
+// what makes a new watch; go-control-plane's subscriptions edit the map in place too. A copy cost ~4 KiB
+// and 7 µs per stream per change.
 type returnedEdits struct {
 	base  map[string]string
 	edits []returnedEdit
@@ -344,7 +347,7 @@ func (e *returnedEdits) apply(built map[string]string) map[string]string {
 		return built
 	}
 	e.once.Do(func() {
-		e.out = maps.Clone(e.base)
+		e.out = e.base
 		if e.out == nil {
 			e.out = make(map[string]string, len(e.edits))
 		}
