@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -49,6 +50,7 @@ type config struct {
 	jsonOut            string
 	verbose            bool
 	decode             string
+	fleetGOGC          int
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -66,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.changeGap, "change-gap", 200*time.Millisecond, "pause between a change being ACKed everywhere and the next")
 	fs.DurationVar(&c.changeTimeout, "change-timeout", 30*time.Second, "give up on a change not ACKed by every stream in this time")
 	fs.Float64Var(&c.connectRate, "connect-rate", 500, "streams opened per second")
+	fs.IntVar(&c.fleetGOGC, "fleet-gogc", 400, "garbage collection target (as GOGC) of this tool's own process, the simulated fleet: its collections stall the nodes' ACKs, which the tool counts as propagation time, where real Envoys on their own machines would not (dynup's setting is left alone; -1 keeps the tool's default)")
 	fs.BoolVar(&c.reconnect, "reconnect", false, "at the end, drop every stream and measure until all are served again")
 	fs.Float64Var(&c.reconnectRate, "reconnect-rate", 2000, "streams reopened per second with -reconnect")
 	fs.StringVar(&c.dynupBin, "dynup-bin", "", "dynup binary to run (default: go build ./cmd/dynup)")
@@ -197,10 +200,15 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	defer cancel()
 	res := &result{Streams: cfg.streams, Protocol: cfg.protocol, Upstreams: cfg.upstreams, Servers: cfg.servers, Decode: cfg.decode}
 	lightDecode = cfg.decode == "light"
+	fleetGC := "default"
+	if cfg.fleetGOGC >= 0 {
+		debug.SetGCPercent(cfg.fleetGOGC)
+		fleetGC = fmt.Sprint(cfg.fleetGOGC)
+	}
 	res.Machine.CPUs, res.Machine.LoadAvgBefore = runtime.NumCPU(), loadAverage()
 	res.Groups = groupNames(cfg)
-	fmt.Fprintf(out, "dynup load: %d %s streams in groups %v (%s decoding); %d upstreams × %d servers; %d CPUs, load average %s\n",
-		cfg.streams, cfg.protocol, res.Groups, cfg.decode, cfg.upstreams, cfg.servers, res.Machine.CPUs, res.Machine.LoadAvgBefore)
+	fmt.Fprintf(out, "dynup load: %d %s streams in groups %v (%s decoding, fleet GOGC %s); %d upstreams × %d servers; %d CPUs, load average %s\n",
+		cfg.streams, cfg.protocol, res.Groups, cfg.decode, fleetGC, cfg.upstreams, cfg.servers, res.Machine.CPUs, res.Machine.LoadAvgBefore)
 	warnFileLimit(out, cfg.streams)
 
 	ups := seedUpstreams(cfg)
