@@ -70,9 +70,9 @@ func FuzzKVDecode(f *testing.F) {
 		kv := NewKV(nil, "dynup/", Options{}) // decode needs no Consul
 		good := &api.KVPair{Key: "dynup/upstreams/good", Value: []byte(goodKV), ModifyIndex: 5}
 		store := fileStore(t)
-		before := store.ReplaceConfig(kv.decode(api.KVPairs{good}), KVSource, kv.Warnings(), nil)
+		before := store.ReplaceConfig(kv.decode(api.KVPairs{good}, 0), KVSource, kv.Warnings(), nil)
 		fuzzed := &api.KVPair{Key: "dynup/" + key, Value: value, ModifyIndex: 6}
-		after := store.ReplaceConfig(kv.decode(api.KVPairs{good, fuzzed}), KVSource, kv.Warnings(), nil)
+		after := store.ReplaceConfig(kv.decode(api.KVPairs{good, fuzzed}, 0), KVSource, kv.Warnings(), nil)
 
 		name, isUpstream := strings.CutPrefix(key, "upstreams/")
 		isUpstream = isUpstream && name != "" && !strings.Contains(name, "/")

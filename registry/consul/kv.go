@@ -52,14 +52,14 @@ func (k *KV) Load(ctx context.Context) (registry.Config, uint64, error) {
 		k.status.fail(err)
 		return registry.Config{}, 0, err
 	}
-	cfg := k.decode(pairs)
+	cfg := k.decode(pairs, meta.LastIndex)
 	k.status.ok(meta.LastIndex)
 	return cfg, 0, nil
 }
 
-// decode turns KV pairs into configuration and remembers their modify indexes. Keys outside the upstreams
-// and lua folders are not ours and are ignored.
-func (k *KV) decode(pairs api.KVPairs) registry.Config {
+// decode turns KV pairs read at index into configuration and remembers their modify indexes. Keys outside
+// the upstreams and lua folders are not ours and are ignored.
+func (k *KV) decode(pairs api.KVPairs, index uint64) registry.Config {
 	cfg := registry.Config{Upstreams: map[string]registry.Upstream{}}
 	indexes := map[string]uint64{}
 	var warnings []registry.Warning
@@ -88,7 +88,12 @@ func (k *KV) decode(pairs api.KVPairs) registry.Config {
 	snippets, luaIndexes, luaWarnings := k.decodeSnippets(luaPairs)
 	cfg.Snippets = snippets
 	k.mu.Lock()
-	k.indexes, k.luaIndexes, k.warnings = indexes, luaIndexes, append(warnings, luaWarnings...)
+	// A read older than our newest write must not take back the indexes that write set: a write of ours
+	// can land between the watch's freshness check and this point, and the next write of the same key
+	// would then be refused as stale (seen as a 409 on an admin write under load).
+	if index >= k.lastWrite {
+		k.indexes, k.luaIndexes, k.warnings = indexes, luaIndexes, append(warnings, luaWarnings...)
+	}
 	k.mu.Unlock()
 	return cfg
 }
@@ -179,7 +184,7 @@ func (k *KV) Run(ctx context.Context, store *registry.Store) {
 		if !fresh() {
 			return index, nil // our own newer write is already applied; the next round brings it
 		}
-		cfg := k.decode(pairs)
+		cfg := k.decode(pairs, index)
 		store.ReplaceConfig(cfg, KVSource, k.Warnings(), fresh)
 		return index, nil
 	})

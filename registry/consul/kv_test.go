@@ -56,6 +56,33 @@ func TestKVCheckAndSet(t *testing.T) {
 	}
 }
 
+// A watch result read before one of our writes, decoded after it, must not take back the modify indexes
+// that write set: the next write of the same key would be refused as stale.
+func TestKVOlderReadKeepsOurWritesIndexes(t *testing.T) {
+	agent := consulagent.Start(t)
+	client := agent.Client(t)
+	ctx := context.Background()
+	kv := NewKV(client, "dynup/", Options{})
+	s, err := registry.NewStore(ctx, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutUpstream(ctx, upstream("web", 80), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	before, meta, err := client.KV().List("dynup/", nil) // what a watch read before the next write
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutUpstream(ctx, upstream("web", 81), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	kv.decode(before, meta.LastIndex) // the watch gets round to it only now
+	if _, err := s.PutUpstream(ctx, upstream("web", 82), "admin"); err != nil {
+		t.Fatalf("a write after an older read was decoded: %v", err)
+	}
+}
+
 // A key that does not decode is dropped with a warning; the others load.
 func TestKVBadKeyIsDroppedWithAWarning(t *testing.T) {
 	agent := consulagent.Start(t)
