@@ -141,10 +141,11 @@ func (t *Tracker) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRe
 	return t.request(deltaKey(id), req, req.GetNode(), req.TypeUrl, req.ResponseNonce, "", req.ErrorDetail.GetMessage(), req.ErrorDetail != nil)
 }
 
-// maxTypesPerStream bounds the resource types one stream may ask for. go-control-plane's ordered ADS
-// queues a stream's responses in a channel of this size, at most one per type; a stream asking for more
-// types could fill it, and the cache, which sends on it while holding its lock, would wait for a stream
-// that waits for the lock. Envoy asks for a handful of types, gRPC clients for four.
+// maxTypesPerStream bounds the resource types one stream may ask for. The ADS servers (dynup's state of
+// the world loop, go-control-plane's delta server) queue a stream's responses in a channel of this size
+// (twice it for delta), at most one per type; a stream asking for more types could fill it, and the
+// cache, which sends on it while holding its lock, would wait for a stream that waits for the lock. Envoy
+// asks for a handful of types, gRPC clients for four.
 const maxTypesPerStream = 10
 
 // request records a request: the node's identity on the first, and an ACK or NACK when it answers the
