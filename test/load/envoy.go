@@ -298,9 +298,65 @@ func decode(typeURL string, a *anypb.Any) ([]string, int64, error) {
 	if a.GetTypeUrl() != typeURL {
 		return nil, 0, fmt.Errorf("a %s in a %s response", a.GetTypeUrl(), typeURL)
 	}
-	if lightDecode && typeURL != resource.ListenerType { // listeners are few: decoded whole
-		return decodeLight(typeURL, a.Value)
+	if lightDecode {
+		return decodedOnce(typeURL, a)
 	}
+	return decodeWhole(typeURL, a)
+}
+
+// decoded is what decoding one resource gave.
+type decoded struct {
+	deps []string
+	gen  int64
+}
+
+// lightCache holds, with -decode light, what each distinct resource decoded to. Every node of a group is
+// sent the same bytes, so the fleet decodes each resource once instead of once per node: on one machine
+// the simulated fleet's decoding competes with dynup for the CPU, and a real fleet's does not.
+var lightCache struct {
+	sync.RWMutex
+	byType map[string]map[string]decoded // type URL → resource bytes → result
+	size   int
+}
+
+// lightCacheSize bounds the cache; it is emptied when full (old resources are not sent again).
+const lightCacheSize = 1 << 16
+
+// decodedOnce decodes a resource the first time its bytes are seen, from the wire format for the types a
+// node sends many of, whole for listeners (a few per node), and returns what that gave after that.
+func decodedOnce(typeURL string, a *anypb.Any) ([]string, int64, error) {
+	lightCache.RLock()
+	d, ok := lightCache.byType[typeURL][string(a.Value)] // indexing with a converted []byte copies nothing
+	lightCache.RUnlock()
+	if ok {
+		return d.deps, d.gen, nil
+	}
+	var err error
+	if typeURL == resource.ListenerType {
+		d.deps, d.gen, err = decodeWhole(typeURL, a)
+	} else {
+		d.deps, d.gen, err = decodeLight(typeURL, a.Value)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	lightCache.Lock()
+	if lightCache.byType == nil || lightCache.size >= lightCacheSize {
+		lightCache.byType, lightCache.size = map[string]map[string]decoded{}, 0
+	}
+	m := lightCache.byType[typeURL]
+	if m == nil {
+		m = map[string]decoded{}
+		lightCache.byType[typeURL] = m
+	}
+	m[string(a.Value)] = d
+	lightCache.size++
+	lightCache.Unlock()
+	return d.deps, d.gen, nil
+}
+
+// decodeWhole decodes a resource into Envoy's message, as Envoy does.
+func decodeWhole(typeURL string, a *anypb.Any) ([]string, int64, error) {
 	switch typeURL {
 	case resource.ClusterType:
 		c := &cluster.Cluster{}
