@@ -58,13 +58,14 @@ func respond(s *Snapshot, req *cache.Request, sub cache.Subscription) cache.Resp
 	}
 	next := make(map[string]string, len(names)+1)
 	var out []*anypb.Any
+	var wire []byte
 	switch {
 	case wildcard && full:
 		// Sent whole whenever anything changed: the set's version is all a stream needs to remember, not
 		// a version per resource (which, with 10,000 clusters, would be hundreds of KiB per stream).
-		out = set.anys()
+		out, wire = set.anys(), set.wireAll()
 	case wildcard && first:
-		out = set.anys()
+		out, wire = set.anys(), set.wireAll()
 		for _, n := range names {
 			next[n] = set.get(n).version
 		}
@@ -78,7 +79,7 @@ func respond(s *Snapshot, req *cache.Request, sub cache.Subscription) cache.Resp
 		}
 	}
 	next[versionKey] = set.version
-	return &response{req: req, returned: next,
+	return &response{req: req, returned: next, wire: wire,
 		resp: &discovery.DiscoveryResponse{VersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: out}}
 }
 
@@ -285,7 +286,12 @@ type response struct {
 	resp     *discovery.DiscoveryResponse
 	returned map[string]string
 	edits    *returnedEdits // instead of returned, for a response to a change
+	wire     []byte         // resp.Resources as encoded in a DiscoveryResponse, when they are a whole set
 }
+
+// EncodedResources returns the response's resources as a DiscoveryResponse's resources field is encoded,
+// shared by every stream sent the same set, or nil. A server may send them as they are (see serve).
+func (r *response) EncodedResources() []byte { return r.wire }
 
 func (r *response) GetDiscoveryResponse() (*discovery.DiscoveryResponse, error) { return r.resp, nil }
 func (r *response) GetRequest() *discovery.DiscoveryRequest                     { return r.req }

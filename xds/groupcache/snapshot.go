@@ -27,6 +27,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -67,6 +68,10 @@ type typeSet struct {
 
 	allOnce sync.Once
 	all     []*anypb.Any // every item in names order, built on first use and shared by every stream
+	// wire is all as a DiscoveryResponse's resources field is encoded, built on first use: a response of
+	// the whole set is then written without encoding every resource again for each stream.
+	wireOnce sync.Once
+	wire     []byte
 }
 
 // encoded is one resource, marshalled once and shared by every stream of every snapshot that holds it.
@@ -208,6 +213,29 @@ func (t *typeSet) anys() []*anypb.Any {
 		}
 	})
 	return t.all
+}
+
+// wireAll returns every item encoded as the resources field (2) of a DiscoveryResponse, in names order.
+// The slice is shared: callers must not modify it.
+func (t *typeSet) wireAll() []byte {
+	t.wireOnce.Do(func() {
+		all := t.anys()
+		size := 0
+		for _, a := range all {
+			size += 8 + proto.Size(a)
+		}
+		b := make([]byte, 0, size)
+		for _, a := range all {
+			b = protowire.AppendTag(b, 2, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(proto.Size(a)))
+			var err error
+			if b, err = (proto.MarshalOptions{}).MarshalAppend(b, a); err != nil {
+				panic("groupcache: an encoded resource does not marshal: " + err.Error()) // an Any of bytes: cannot fail
+			}
+		}
+		t.wire = b
+	})
+	return t.wire
 }
 
 // encodeAll encodes a list, on every CPU when it is long: a full publish of 10,000 upstreams encodes

@@ -1,6 +1,7 @@
 package groupcache
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand"
 	"testing"
@@ -8,9 +9,11 @@ import (
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 )
 
 func cla(name, zone string) *endpoint.ClusterLoadAssignment {
@@ -175,5 +178,26 @@ func TestInstalledSnapshotForgetsItsBase(t *testing.T) {
 			t.Fatalf("installed snapshot %d still holds its base", i)
 		}
 		s = next
+	}
+}
+
+// A set's resources encoded once for every stream are what proto.Marshal writes for them as a
+// DiscoveryResponse's resources, also in a set derived by Replace.
+func TestWholeSetEncodingIsProtoMarshal(t *testing.T) {
+	s := snap(t, []string{"l1", "l2"}, []string{"a", "b", "c"})
+	derived, err := s.Replace(map[string][]types.Resource{resource.EndpointType: {zonedCLA("b", 2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sn := range []*Snapshot{s, derived} {
+		for typeURL, set := range sn.types {
+			want, err := proto.Marshal(&discovery.DiscoveryResponse{Resources: set.anys()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := set.wireAll(); !bytes.Equal(got, want) {
+				t.Fatalf("%s: whole set encoded as\n%x\nwant\n%x", typeURL, got, want)
+			}
+		}
 	}
 }

@@ -238,8 +238,16 @@ func (s *adsServer) send(sw *sotwStream, r cache.Response) error {
 	if s.callbacks != nil {
 		s.callbacks.OnStreamResponse(r.GetContext(), sw.id, r.GetRequest(), out)
 	}
+	if pre, ok := r.(encodedResources); ok {
+		if wire := pre.EncodedResources(); wire != nil {
+			return sw.stream.SendMsg(&encodedResponse{resp: out, resources: wire})
+		}
+	}
 	return sw.stream.Send(out)
 }
+
+// encodedResources is a response whose resources come encoded as well (groupcache, for a whole set).
+type encodedResources interface{ EncodedResources() []byte }
 
 // shutdown closes the stream's watches and reports it closed.
 func (s *adsServer) shutdown(sw *sotwStream) {

@@ -20,8 +20,17 @@ type serverCodec struct{ proto encoding.CodecV2 }
 
 func newServerCodec() serverCodec { return serverCodec{proto: encoding.GetCodecV2(protocodec.Name)} }
 
-func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
-func (c serverCodec) Name() string                           { return c.proto.Name() }
+func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(*encodedResponse); ok {
+		if b := e.marshal(); b != nil {
+			return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+		}
+		return c.proto.Marshal(e.resp)
+	}
+	return c.proto.Marshal(v)
+}
+
+func (c serverCodec) Name() string { return c.proto.Name() }
 
 func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if f, ok := v.(*requestFrame); ok {
@@ -32,6 +41,37 @@ func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		return nil
 	}
 	return c.proto.Unmarshal(data, v)
+}
+
+// encodedResponse is a DiscoveryResponse whose resources field is already encoded, shared by every stream
+// sent the same whole set: a new stream is sent every cluster and every endpoint assignment, and encoding
+// them again for each of 10,000 reconnecting streams was an eighth of dynup's CPU.
+type encodedResponse struct {
+	resp      *discovery.DiscoveryResponse
+	resources []byte // resp.Resources, encoded as field 2
+}
+
+// marshal writes what proto.Marshal writes for resp, fields in number order, or nil when resp has a field
+// this does not write.
+func (e *encodedResponse) marshal() []byte {
+	r := e.resp
+	if r.Canary || r.ControlPlane != nil || len(r.ResourceErrors) > 0 || len(r.ProtoReflect().GetUnknown()) > 0 {
+		return nil
+	}
+	b := make([]byte, 0, len(e.resources)+len(r.VersionInfo)+len(r.TypeUrl)+len(r.Nonce)+16)
+	b = appendString(b, 1, r.VersionInfo)
+	b = append(b, e.resources...)
+	b = appendString(b, 4, r.TypeUrl)
+	return appendString(b, 5, r.Nonce)
+}
+
+// appendString appends a proto3 string field, which is left out when empty.
+func appendString(b []byte, field protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	return protowire.AppendString(b, s)
 }
 
 // requestFrame is one encoded DiscoveryRequest, in a buffer the stream reuses for the next.

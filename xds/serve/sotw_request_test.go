@@ -1,16 +1,20 @@
 package serve
 
 import (
+	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -155,4 +159,41 @@ func FuzzDiscoveryRequestDecode(f *testing.F) {
 		sameAsUnmarshal(t, &d, second)
 		sameAsUnmarshal(t, &d, first)
 	})
+}
+
+// A response sent with its resources already encoded is, byte for byte, what proto.Marshal makes of it;
+// one with a field that path does not write goes through proto.Marshal.
+func TestEncodedResponseIsProtoMarshal(t *testing.T) {
+	var resources []*anypb.Any
+	for i := 0; i < 3; i++ {
+		a, err := anypb.New(&endpoint.ClusterLoadAssignment{ClusterName: fmt.Sprint("c", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resources = append(resources, a)
+	}
+	codec := newServerCodec()
+	for _, resp := range []*discovery.DiscoveryResponse{
+		{VersionInfo: "v1", TypeUrl: resource.EndpointType, Nonce: "7", Resources: resources},
+		{TypeUrl: resource.EndpointType, Resources: resources},
+		{VersionInfo: "v2", TypeUrl: resource.EndpointType, Nonce: "8"},
+		{VersionInfo: "v3", TypeUrl: resource.EndpointType, Nonce: "9", Resources: resources, ControlPlane: &core.ControlPlane{Identifier: "x"}},
+		{VersionInfo: "v4", TypeUrl: resource.EndpointType, Nonce: "10", Resources: resources, Canary: true},
+	} {
+		wire, err := proto.Marshal(&discovery.DiscoveryResponse{Resources: resp.Resources}) // field 2 alone
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := codec.Marshal(&encodedResponse{resp: resp, resources: wire})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := proto.Marshal(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Materialize(), want) {
+			t.Fatalf("%v: encoded\n%x\nwant\n%x", resp, got.Materialize(), want)
+		}
+	}
 }
