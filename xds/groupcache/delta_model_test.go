@@ -22,19 +22,7 @@ func TestDeltaNamedStreamConverges(t *testing.T) {
 		rng := rand.New(rand.NewSource(seed))
 		c := envoyCache(t)
 		zone := map[string]int{} // current content of each existing resource; absent: does not exist
-		build := func() *Snapshot {
-			var list []types.Resource
-			for _, n := range names {
-				if z, ok := zone[n]; ok {
-					list = append(list, zonedCLA(n, z))
-				}
-			}
-			s, err := NewSnapshot(map[string][]types.Resource{resource.EndpointType: list})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
+		build := func() *Snapshot { return zonedSnapshot(t, names, zone) }
 		cur := build()
 		c.SetSnapshot("envoy", cur)
 		d := newDeltaClient(t, c)
@@ -111,6 +99,22 @@ func TestDeltaNamedStreamConverges(t *testing.T) {
 			}
 		}
 	}
+}
+
+// zonedSnapshot is a snapshot of an endpoint assignment for each of names that zone has, in that zone.
+func zonedSnapshot(t *testing.T, names []string, zone map[string]int) *Snapshot {
+	t.Helper()
+	var list []types.Resource
+	for _, n := range names {
+		if z, ok := zone[n]; ok {
+			list = append(list, zonedCLA(n, z))
+		}
+	}
+	s, err := NewSnapshot(map[string][]types.Resource{resource.EndpointType: list})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func zonedCLA(name string, zone int) *endpoint.ClusterLoadAssignment {

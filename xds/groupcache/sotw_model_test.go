@@ -25,19 +25,7 @@ func TestSotwNamedStreamConverges(t *testing.T) {
 		rng := rand.New(rand.NewSource(seed))
 		c := envoyCache(t)
 		zone := map[string]int{"a": 0, "b": 1}
-		build := func() *Snapshot {
-			var list []types.Resource
-			for _, n := range all {
-				if z, ok := zone[n]; ok {
-					list = append(list, zonedCLA(n, z))
-				}
-			}
-			s, err := NewSnapshot(map[string][]types.Resource{resource.EndpointType: list})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
+		build := func() *Snapshot { return zonedSnapshot(t, all, zone) }
 		cur := build()
 		c.SetSnapshot("envoy", cur)
 		ch := make(chan cache.Response, 4)
