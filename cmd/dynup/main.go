@@ -97,7 +97,6 @@ func main() {
 	if err != nil {
 		os.Exit(2)
 	}
-	setGCPercent()
 	log, err := newLogger(c)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
