@@ -40,9 +40,6 @@ type watch struct {
 	id      int64
 	typeURL string
 	sub     cache.Subscription
-	// checked is the snapshot this watch was last found up to date with. When a new snapshot replaces it,
-	// only the resources that changed between the two need a look.
-	checked *Snapshot
 
 	req  *cache.Request
 	ch   chan cache.Response
@@ -114,13 +111,18 @@ func (c *Cache) SetSnapshot(name string, s *Snapshot) {
 	// The link to the snapshot s was derived from only serves to find what changed, just done. Kept, it
 	// would hold every earlier snapshot of the group in memory: one per endpoint change, for ever.
 	s.base, s.replaced = nil, nil
+	defer func() { fanoutSeconds.Observe(time.Since(began).Seconds()) }()
+	// Every parked watch was found up to date with the group's snapshot, old (watch parks one only then,
+	// and this loop answers or keeps each), so only what changed since old needs a look.
+	if old != nil && len(changed) == 0 {
+		return
+	}
 	for _, ws := range g.watches {
 		for id, w := range ws {
 			answered := false
-			if old != nil && w.checked == old {
+			if old != nil {
 				cs := changed[w.typeURL]
 				if !w.affectedBy(cs) {
-					w.checked = s
 					if cs != nil {
 						c.tellCurrent(w, s)
 					}
@@ -133,12 +135,9 @@ func (c *Cache) SetSnapshot(name string, s *Snapshot) {
 			if answered {
 				delete(ws, id)
 				fanoutResponses.WithLabelValues(shortType(w.typeURL)).Inc()
-			} else {
-				w.checked = s
 			}
 		}
 	}
-	fanoutSeconds.Observe(time.Since(began).Seconds())
 }
 
 // CreateWatch answers at once when the group's snapshot has something the stream has not seen, and
@@ -171,7 +170,6 @@ func (c *Cache) watch(node *core.Node, w *watch) (func(), error) {
 			return func() {}, nil
 		}
 		if g.snap == s { // otherwise a new snapshot came meanwhile: look again
-			w.checked = s
 			c.tellCurrent(w, s)
 			break
 		}

@@ -2,6 +2,7 @@ package groupcache
 
 import (
 	"context"
+	"maps"
 	"sort"
 	"sync"
 
@@ -18,13 +19,21 @@ import (
 //   - a wildcard stream stays one until it names resources;
 //   - a state-of-the-world stream that names resources changes its subscription through
 //     SetResourceSubscription, which drops every returned entry it does not name, this one included
-//     (dynup's server calls it only when the names change; go-control-plane's on every request, which
-//     only loses the shortcut);
+//     (dynup's server calls it only when the names change; a server calling it on every request would
+//     only lose the shortcut);
 //   - an incremental stream changes it only with a request that (un)subscribes, which is compared in full
 //     and leaves the stream up to date for the new subscription whether or not it is answered.
 const versionKey = "\x00version"
 
 var emptySet = &typeSet{version: sumVersion(0, 0)}
+
+// set returns the snapshot's resources of a type, an empty set if it has none.
+func (s *Snapshot) set(typeURL string) *typeSet {
+	if set := s.types[typeURL]; set != nil {
+		return set
+	}
+	return emptySet
+}
 
 // respond builds the state-of-the-world response a request should get now, or nil when the stream already
 // has this content.
@@ -38,10 +47,7 @@ var emptySet = &typeSet{version: sumVersion(0, 0)}
 // routes) a response holds only the resources that changed, so one endpoint change sends one
 // ClusterLoadAssignment, not every one.
 func respond(s *Snapshot, req *cache.Request, sub cache.Subscription) cache.Response {
-	set := s.types[req.TypeUrl]
-	if set == nil {
-		set = emptySet
-	}
+	set := s.set(req.TypeUrl)
 	returned := sub.ReturnedResources()
 	first := req.ResponseNonce == ""
 	wildcard := sub.IsWildcard()
@@ -56,7 +62,12 @@ func respond(s *Snapshot, req *cache.Request, sub cache.Subscription) cache.Resp
 	if !wildcard {
 		names = wanted(set, sub.SubscribedResources())
 	}
-	next := make(map[string]string, len(names)+1)
+	var next map[string]string
+	if wildcard && full {
+		next = make(map[string]string, 1) // versionKey alone: a stream keeps this map until its next response
+	} else {
+		next = make(map[string]string, len(names)+1)
+	}
 	var out []*anypb.Any
 	var wire []byte
 	switch {
@@ -87,13 +98,10 @@ func respond(s *Snapshot, req *cache.Request, sub cache.Subscription) cache.Resp
 // type that is not sent whole: the response holds the changed resources the stream wants, in name order
 // (cs.names is sorted).
 func respondChanges(s *Snapshot, req *cache.Request, sub cache.Subscription, cs *changeSet) cache.Response {
-	set := s.types[req.TypeUrl]
-	if set == nil {
-		set = emptySet
-	}
+	set := s.set(req.TypeUrl)
 	wildcard := sub.IsWildcard()
 	subscribed := sub.SubscribedResources()
-	next := &returnedEdits{base: sub.ReturnedResources()}
+	next := &returnedEdits{base: sub.ReturnedResources(), inPlace: true}
 	var out []*anypb.Any
 	for _, n := range cs.names {
 		if !wildcard {
@@ -119,10 +127,7 @@ func respondChanges(s *Snapshot, req *cache.Request, sub cache.Subscription, cs 
 
 // respondDeltaChanges is respondDelta for a stream that was up to date before the resources in cs changed.
 func respondDeltaChanges(s *Snapshot, req *cache.DeltaRequest, sub cache.Subscription, cs *changeSet) cache.DeltaResponse {
-	set := s.types[req.TypeUrl]
-	if set == nil {
-		set = emptySet
-	}
+	set := s.set(req.TypeUrl)
 	wildcard := sub.IsWildcard()
 	subscribed := sub.SubscribedResources()
 	returned := sub.ReturnedResources()
@@ -221,10 +226,7 @@ func wanted(set *typeSet, subscribed map[string]struct{}) []string {
 // so that Envoy finishes initializing. A subscribed name that does not exist is reported once as removed,
 // which is how the incremental protocol tells a client that a resource does not exist.
 func respondDelta(s *Snapshot, req *cache.DeltaRequest, sub cache.Subscription) cache.DeltaResponse {
-	set := s.types[req.TypeUrl]
-	if set == nil {
-		set = emptySet
-	}
+	set := s.set(req.TypeUrl)
 	returned := sub.ReturnedResources()
 	first := req.ResponseNonce == ""
 	wildcard := sub.IsWildcard()
@@ -321,14 +323,19 @@ func (r *deltaResponse) GetContext() context.Context                       { ret
 // returnedEdits is a stream's returned-resources map after a change: its previous map with a few entries
 // set or removed. The edits are made when the server asks for the map, on the stream's own goroutine, not
 // while the cache answers every stream of a group under its lock (copying a 100-entry map for each of
-// 10,000 streams was most of the time an endpoint change took to hand over). They are made in place: the
-// map is the stream's own, and no watch reads it then. The cache answered and dropped the stream's watch
-// of this type, and both servers apply a response before they handle the stream's next request, which is
-// what makes a new watch; go-control-plane's subscriptions edit the map in place too. A copy cost ~4 KiB
-// and 7 µs per stream per change.
+// 10,000 streams was most of the time an endpoint change took to hand over).
+//
+// For a state-of-the-world stream they are made in place (inPlace), saving a copy of ~4 KiB and 7 µs per
+// stream per change: the map is the stream's own, and no watch can read it then. dynup's server cancels a
+// type's watch before it handles a request of that type and drops what that watch had queued, so the
+// response being applied came from a watch the cache no longer holds, and the type's next watch is made
+// after it. go-control-plane's delta server cancels the old watch only after it has applied the queued
+// responses; a late answer of that watch can then be applied while the new watch, holding the same map,
+// is read by the cache. Delta edits are therefore made on a copy.
 type returnedEdits struct {
-	base  map[string]string
-	edits []returnedEdit
+	base    map[string]string
+	edits   []returnedEdit
+	inPlace bool
 
 	once sync.Once
 	out  map[string]string
@@ -353,7 +360,11 @@ func (e *returnedEdits) apply(built map[string]string) map[string]string {
 		return built
 	}
 	e.once.Do(func() {
-		e.out = e.base
+		if e.inPlace {
+			e.out = e.base
+		} else {
+			e.out = maps.Clone(e.base)
+		}
 		if e.out == nil {
 			e.out = make(map[string]string, len(e.edits))
 		}

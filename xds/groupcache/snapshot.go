@@ -45,7 +45,8 @@ func typeRank(typeURL string) int {
 	return len(typeOrder)
 }
 
-// Snapshot is the encoded resources of one group. It is immutable once built.
+// Snapshot is the encoded resources of one group. Its resources never change once built; the cache drops
+// its link to the snapshot it was derived from (base, replaced) when it installs it.
 type Snapshot struct {
 	types map[string]*typeSet
 	// base and replaced say how the snapshot was derived: from base, by replacing the named resources (by

@@ -141,12 +141,12 @@ func (t *Tracker) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRe
 	return t.request(deltaKey(id), req, req.GetNode(), req.TypeUrl, req.ResponseNonce, "", req.ErrorDetail.GetMessage(), req.ErrorDetail != nil)
 }
 
-// maxTypesPerStream bounds the resource types one stream may ask for. The ADS servers (dynup's state of
-// the world loop, go-control-plane's delta server) queue a stream's responses in a channel of this size
-// (twice it for delta), at most one per type; a stream asking for more types could fill it, and the
-// cache, which sends on it while holding its lock, would wait for a stream that waits for the lock. Envoy
-// asks for a handful of types, gRPC clients for four.
-const maxTypesPerStream = 10
+// MaxTypesPerStream bounds the resource types one stream may ask for. The ADS servers queue a stream's
+// responses in a channel with room for this many (dynup's state-of-the-world loop sizes its queue with
+// it; go-control-plane's delta server has twice as much), at most one per type; a stream asking for more
+// types could fill it, and the cache, which sends on it while holding its lock, would wait for a stream
+// that waits for the lock. Envoy asks for a handful of types, gRPC clients for four.
+const MaxTypesPerStream = 10
 
 // request records a request: the node's identity on the first, and an ACK or NACK when it answers the
 // latest response of its type. version is what an ACK names ("" to take the version sent).
@@ -157,8 +157,8 @@ func (t *Tracker) request(id int64, req any, node *core.Node, typeURL, nonce, ve
 	if n == nil {
 		return nil
 	}
-	if n.Types[typeURL] == nil && len(n.Types) >= maxTypesPerStream {
-		return status.Errorf(codes.InvalidArgument, "a stream may ask for at most %d resource types; %s would be one more", maxTypesPerStream, typeURL)
+	if n.Types[typeURL] == nil && len(n.Types) >= MaxTypesPerStream {
+		return status.Errorf(codes.InvalidArgument, "a stream may ask for at most %d resource types; %s would be one more", MaxTypesPerStream, typeURL)
 	}
 	t.remember(n, id, typeURL, req)
 	if node != nil && n.ID == "" {

@@ -9,12 +9,13 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/delta/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+
+	"github.com/dynup/dynup/xds/nodes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -59,7 +60,8 @@ type sotwStream struct {
 // sotwWatch is a stream's subscription to one type and the cache's watch for it.
 type sotwWatch struct {
 	cancel func()
-	// sub is handed to the cache by value, as go-control-plane does: the cache's copy is its own.
+	// sub is handed to the cache by value, as go-control-plane does; the copy shares its maps, and the
+	// cache edits the returned-resources map in place (groupcache's returnedEdits says when that is safe).
 	sub stream.Subscription
 	// names are the resource names of the request sub was made for: a request naming the same ones (an
 	// ACK, nearly always) keeps sub as it is.
@@ -124,7 +126,7 @@ func (s *adsServer) process(sw *sotwStream, reqs <-chan *discovery.DiscoveryRequ
 	// One queue for every type, so responses go out in the order the cache produced them: clusters before
 	// endpoints before listeners before routes. Room for one response per type: the cache sends on it
 	// holding its lock (the node tracker bounds a stream's types to fit).
-	responses := make(chan cache.Response, types.UnknownType)
+	responses := make(chan cache.Response, nodes.MaxTypesPerStream)
 	for {
 		select {
 		case <-s.ctx.Done():
