@@ -20,7 +20,7 @@ roots=("$@")
 # finding always writes its input ("Failing input written to"); a run that failed with that message and
 # wrote nothing is run once more, and fails the script only if it fails again.
 fuzz_one() {
-  local dir="$1" name="$2" log
+  local dir="$1" name="$2" log try
   log="$(mktemp)"
   for try in 1 2; do
     if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir" 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then

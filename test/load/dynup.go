@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -113,19 +114,26 @@ func startDynup(ctx context.Context, bin, dataDir string, extra []string) (*targ
 	return nil, fmt.Errorf("dynup did not listen in time:\n%s", logs)
 }
 
-// tail keeps the last lines dynup logged, for error messages.
+// tail keeps the last lines dynup logged, for error messages. The log reader adds while errors read.
 type tail struct {
+	mu    sync.Mutex
 	lines []string
 }
 
 func (t *tail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.lines = append(t.lines, line)
 	if len(t.lines) > 200 {
 		t.lines = t.lines[100:]
 	}
 }
 
-func (t *tail) String() string { return strings.Join(t.lines, "\n") }
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
 
 // admin is a client of dynup's admin API.
 type admin struct {

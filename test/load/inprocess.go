@@ -18,8 +18,9 @@ import (
 )
 
 // startInProcess runs dynup's pipeline (file store → publish → serve, admin API) inside the tool, wired as
-// cmd/dynup wires it, so that one CPU profile (-cpuprofile) shows dynup's work. CPU and memory figures then
-// include the simulated fleet: use the subprocess for those.
+// cmd/dynup wires it in file mode but without the health checker, failure feedback (LRS) and the xDS
+// server's limits and TLS, so that one CPU profile (-cpuprofile) shows dynup's work (less theirs). CPU and
+// memory figures then include the simulated fleet: use the subprocess for those.
 func startInProcess(ctx context.Context, dataDir string) (*target, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	backend, err := registry.NewFileBackend(dataDir)

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dynup/dynup/test/localproc"
 )
 
 type config struct {
@@ -68,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.changeGap, "change-gap", 200*time.Millisecond, "pause between a change being ACKed everywhere and the next")
 	fs.DurationVar(&c.changeTimeout, "change-timeout", 30*time.Second, "give up on a change not ACKed by every stream in this time")
 	fs.Float64Var(&c.connectRate, "connect-rate", 500, "streams opened per second")
-	fs.IntVar(&c.fleetGOGC, "fleet-gogc", 400, "garbage collection target (as GOGC) of this tool's own process, the simulated fleet: its collections stall the nodes' ACKs, which the tool counts as propagation time, where real Envoys on their own machines would not (dynup's setting is left alone; -1 keeps the tool's default)")
+	fs.IntVar(&c.fleetGOGC, "fleet-gogc", 400, "garbage collection target (as GOGC) of this tool's own process, the simulated fleet: its collections stall the nodes' ACKs, which the tool counts as propagation time, where real Envoys on their own machines would not (dynup's setting is left alone; -1 keeps Go's: $GOGC, else 100)")
 	fs.BoolVar(&c.reconnect, "reconnect", false, "at the end, drop every stream and measure until all are served again")
 	fs.Float64Var(&c.reconnectRate, "reconnect-rate", 2000, "streams reopened per second with -reconnect")
 	fs.StringVar(&c.dynupBin, "dynup-bin", "", "dynup binary to run (default: go build ./cmd/dynup)")
@@ -86,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.decode, "decode", "full", "full: decode every resource into Envoy's messages, as Envoy does; "+
 		"light: read only the names and ports a node needs from the wire format (the fleet's decoding then costs far less CPU, which matters when it shares the machine with dynup)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := localproc.Parse(fs, args); err != nil {
 		return c, err
 	}
 	c.zones, c.kinds, c.dynupFlags = splitList(zones), splitList(kinds), strings.Fields(dynupFlags)
@@ -120,7 +122,7 @@ func splitList(s string) []string {
 func main() {
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
 	if err != nil {
-		os.Exit(2)
+		os.Exit(localproc.ArgsStatus("load", err, os.Stderr))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -123,29 +123,16 @@ func reachAny(md protoreflect.MessageDescriptor, known, onPath map[protoreflect.
 	return found
 }
 
-// Check validates every resource and every reference between them: a listener's route table, a route's
-// cluster, a cluster's endpoints. A set that fails must not be published.
-func Check(r *Resources) error { return check(r, true) }
-
-// check is Check; with validateUpstreams false it takes clusters and endpoints as validated already (as
-// Translate does them one by one) and checks only their references.
-func check(r *Resources, validateUpstreams bool) error {
+// check validates every listener and route and every reference between resources: a listener's route
+// table, a route's cluster, a cluster's endpoints. Clusters and endpoints must be validated already
+// (Translate does them one by one, as it builds them). A set that fails must not be published.
+func check(r *Resources) error {
 	clusters := make(map[string]bool, len(r.Clusters))
 	for _, c := range r.Clusters {
-		if validateUpstreams {
-			if err := validateAll(c); err != nil {
-				return fmt.Errorf("cluster %q: %w", c.Name, err)
-			}
-		}
 		clusters[c.Name] = true
 	}
 	endpoints := make(map[string]bool, len(r.Endpoints))
 	for _, e := range r.Endpoints {
-		if validateUpstreams {
-			if err := validateAll(e); err != nil {
-				return fmt.Errorf("endpoints %q: %w", e.ClusterName, err)
-			}
-		}
 		if !clusters[e.ClusterName] {
 			return fmt.Errorf("endpoints %q: no such cluster", e.ClusterName)
 		}

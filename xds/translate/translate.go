@@ -70,7 +70,7 @@ func Translate(st *registry.State, g Group, opts Options) (*Resources, error) {
 		res.Listeners = []*listener.Listener{buildHTTPListener(opts)}
 	}
 	sort.Slice(res.Listeners, func(i, j int) bool { return res.Listeners[i].Name < res.Listeners[j].Name })
-	if err := check(res, false); err != nil { // clusters and endpoints were validated one by one above
+	if err := check(res); err != nil { // clusters and endpoints were validated one by one above
 		return nil, err
 	}
 	return res, nil
