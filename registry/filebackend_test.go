@@ -11,8 +11,8 @@ import (
 	"testing"
 )
 
-// loadCopy loads a copy of dir's files, as a restart after a crash at this point would (a load folds the
-// journal, which must not disturb the running backend).
+// loadCopy loads a copy of dir's files, as a restart after a crash at this point would, with a backend of
+// its own: the running one keeps its journal open and its sizes.
 func loadCopy(t *testing.T, dir string) (Config, uint64) {
 	t.Helper()
 	cp := t.TempDir()

@@ -52,7 +52,8 @@ func fuzzStore(t *testing.T) (*registry.Store, string) {
 	return store, file
 }
 
-// storeImage is everything a store shows and keeps: its state as JSON and its file's bytes.
+// storeImage is everything a store shows and keeps: its state as JSON, its file's bytes and its journal's
+// (the file store appends every write there).
 func storeImage(t *testing.T, s *registry.Store, file string) string {
 	t.Helper()
 	st, err := json.Marshal(s.State())
@@ -63,7 +64,11 @@ func storeImage(t *testing.T, s *registry.Store, file string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(st) + "\n" + string(b)
+	j, err := os.ReadFile(filepath.Join(filepath.Dir(file), "dynup.journal"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(st) + "\n" + string(b) + "\n" + string(j)
 }
 
 // FuzzAdminBody applies a body to the store as POST /upstream/{name} does (Slardar's JSON or dyups' text,

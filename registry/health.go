@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -138,5 +139,5 @@ func applyHealth(ups []Upstream, health map[string]map[ServerKey]Verdict) []Warn
 }
 
 func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(keys(m))
+	return slices.Sorted(maps.Keys(m))
 }

@@ -96,8 +96,8 @@ func NewStore(ctx context.Context, backend Backend) (*Store, error) {
 		cfg.Upstreams[name] = u
 	}
 	s := &Store{backend: backend, cfg: cfg, discovered: map[string]Discovered{}, subs: map[chan *State]struct{}{}, lua: lua}
-	s.current, s.parts = s.build(rev, Change{Revision: rev, Source: "load", Upstreams: slices.Sorted(keys(cfg.Upstreams)),
-		Snippets: slices.Sorted(keys(cfg.Snippets))})
+	s.current, s.parts = s.build(rev, Change{Revision: rev, Source: "load", Upstreams: sortedKeys(cfg.Upstreams),
+		Snippets: sortedKeys(cfg.Snippets)})
 	return s, nil
 }
 
@@ -351,16 +351,6 @@ func (s *Store) configSource() string {
 		return "admin"
 	}
 	return "consul-kv"
-}
-
-func keys[M ~map[string]V, V any](m M) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // changedNames lists keys whose values differ between a and b, including added and removed ones.

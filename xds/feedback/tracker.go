@@ -145,7 +145,7 @@ func (t *Tracker) Report(r Report) (ServerStatus, error) {
 // sync takes the servers and their limits from st. Removed servers lose their accounting; a server whose
 // accounting was turned off (max_fails 0) or that was marked down comes back at once.
 //
-// A state that directly follows the last one synced names every upstream it changed (the store checks
+// A state that directly follows the last one synced names every upstream it changed (a store test checks
 // that), and only those are synced; after a skipped state (the subscription keeps only the newest) every
 // upstream is.
 func (t *Tracker) sync(st *registry.State) {
