@@ -33,6 +33,7 @@ type config struct {
 	maxBody      int64
 	logFormat    string
 	logLevel     string
+	debugAddr    string
 	consul       consulFlags
 	security     securityFlags
 	health       healthFlags
@@ -49,6 +50,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Int64Var(&c.maxBody, "max-body-bytes", adminapi.DefaultMaxBodyBytes, "largest admin request body accepted; larger ones get 413")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve Go's CPU and memory profiles (/debug/pprof/) on this loopback address; off when empty")
 	c.consul.register(fs)
 	c.security.register(fs)
 	c.health.register(fs)
@@ -62,6 +64,11 @@ func parseFlags(args []string) (config, error) {
 	if c.listenerPort == 0 || c.listenerPort > 65535 {
 		err := fmt.Errorf("--http-listener-port %d is not a port", c.listenerPort)
 		fmt.Fprintln(fs.Output(), err) // main exits 2 without printing errors that are not the flag package's
+		return c, err
+	}
+	if c.debugAddr != "" && !loopbackAddr(c.debugAddr) {
+		err := fmt.Errorf("--debug-addr %q is not a loopback address: the profiles have no authentication", c.debugAddr)
+		fmt.Fprintln(fs.Output(), err)
 		return c, err
 	}
 	if err := c.security.check(c.adminAddr); err != nil {
@@ -114,6 +121,14 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	store, srcs, err := openStore(ctx, c, log)
 	if err != nil {
 		return err
+	}
+
+	if c.debugAddr != "" {
+		stopDebug, err := serveDebug(c.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
 	}
 
 	ro := rollout.New(store)
