@@ -1,6 +1,7 @@
 package groupcache
 
 import (
+	"bytes"
 	"slices"
 	"sort"
 	"testing"
@@ -10,11 +11,13 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -278,4 +281,57 @@ func (c *Cache) mustVersion(t *testing.T, typ string) string {
 		t.Fatal("no snapshot")
 	}
 	return s.Version(typ)
+}
+
+// Streams that were up to date and want every changed resource (wildcard ones, and Envoy's endpoint
+// subscription naming every cluster) are all sent one response to a change, encoded once: its encoding
+// is what proto.Marshal writes for its resources, and a resource that went away is forgotten by each. A
+// stream that wants only some of them gets its own.
+func TestChangeIsEncodedOnceForEveryStreamWantingAll(t *testing.T) {
+	c := newCache(nil)
+	c.SetSnapshot("gRPC Go", snap(t, nil, []string{"a", "b", "c"}))
+	clients := []*client{newClient(t, c), newClient(t, c), newClient(t, c), newClient(t, c)}
+	names := [][]string{nil, {"a", "b", "c", "d"}, nil, {"a", "b", "c", "d"}}
+	for i, cl := range clients {
+		cl.request(resource.EndpointType, "", "", names[i]...)
+		cl.next()
+		cl.request(resource.EndpointType, c.mustVersion(t, resource.EndpointType), "1", names[i]...)
+		cl.none()
+	}
+	subset := newClient(t, c)
+	subset.request(resource.EndpointType, "", "", "a")
+	subset.next()
+	subset.request(resource.EndpointType, c.mustVersion(t, resource.EndpointType), "1", "a")
+	c.SetSnapshot("gRPC Go", snap(t, nil, []string{"a@2", "b", "d"})) // a changed, c went away, d is new
+	var wire []byte
+	for i, cl := range clients {
+		r := <-cl.ch
+		got := r.(*response).EncodedResources()
+		out, _ := r.GetDiscoveryResponse()
+		want, err := proto.Marshal(&discovery.DiscoveryResponse{Resources: out.Resources})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("stream %d: change encoded as\n%x\nwant\n%x", i, got, want)
+		}
+		if names := resourceNames(r); !equal(names, []string{"a", "d"}) {
+			t.Fatalf("stream %d: sent %v, want [a d]", i, names)
+		}
+		if i > 0 && &got[0] != &wire[0] {
+			t.Fatalf("stream %d: the change was encoded again", i)
+		}
+		wire = got
+		returned := r.GetReturnedResources()
+		if _, ok := returned["c"]; ok || returned["d"] == "" || returned[versionKey] != c.mustVersion(t, resource.EndpointType) {
+			t.Fatalf("stream %d: returned resources after the change: %v", i, returned)
+		}
+	}
+	r := <-subset.ch
+	if names := resourceNames(r); !equal(names, []string{"a"}) {
+		t.Fatalf("a stream naming a: sent %v", names)
+	}
+	if _, ok := r.GetReturnedResources()["d"]; ok {
+		t.Fatal("a stream naming a: returned resources hold d")
+	}
 }

@@ -99,15 +99,21 @@ func respond(s *Snapshot, req *cache.Request, sub cache.Subscription) cache.Resp
 // (cs.names is sorted).
 func respondChanges(s *Snapshot, req *cache.Request, sub cache.Subscription, cs *changeSet) cache.Response {
 	set := s.set(req.TypeUrl)
-	wildcard := sub.IsWildcard()
 	subscribed := sub.SubscribedResources()
+	if sub.IsWildcard() || subscribesAll(subscribed, cs.names) {
+		// What Envoy's endpoint subscription (every cluster's name) and every wildcard stream get.
+		w := cs.forAll(set)
+		if len(w.out) == 0 {
+			return nil
+		}
+		return &response{req: req, edits: &returnedEdits{base: sub.ReturnedResources(), edits: w.edits, inPlace: true}, wire: w.wire,
+			resp: &discovery.DiscoveryResponse{VersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: w.out}}
+	}
 	next := &returnedEdits{base: sub.ReturnedResources(), inPlace: true}
 	var out []*anypb.Any
 	for _, n := range cs.names {
-		if !wildcard {
-			if _, ok := subscribed[n]; !ok {
-				continue
-			}
+		if _, ok := subscribed[n]; !ok {
+			continue
 		}
 		e := set.get(n)
 		if e == nil { // gone: state of the world does not say so for this type; just forget it
@@ -123,6 +129,16 @@ func respondChanges(s *Snapshot, req *cache.Request, sub cache.Subscription, cs 
 	}
 	return &response{req: req, edits: next,
 		resp: &discovery.DiscoveryResponse{VersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: out}}
+}
+
+// subscribesAll reports whether every name is subscribed.
+func subscribesAll(subscribed map[string]struct{}, names []string) bool {
+	for _, n := range names {
+		if _, ok := subscribed[n]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // respondDeltaChanges is respondDelta for a stream that was up to date before the resources in cs changed.

@@ -219,24 +219,26 @@ func (t *typeSet) anys() []*anypb.Any {
 // wireAll returns every item encoded as the resources field (2) of a DiscoveryResponse, in names order.
 // The slice is shared: callers must not modify it.
 func (t *typeSet) wireAll() []byte {
-	t.wireOnce.Do(func() {
-		all := t.anys()
-		size := 0
-		for _, a := range all {
-			size += 8 + proto.Size(a)
-		}
-		b := make([]byte, 0, size)
-		for _, a := range all {
-			b = protowire.AppendTag(b, 2, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(proto.Size(a)))
-			var err error
-			if b, err = (proto.MarshalOptions{}).MarshalAppend(b, a); err != nil {
-				panic("groupcache: an encoded resource does not marshal: " + err.Error()) // an Any of bytes: cannot fail
-			}
-		}
-		t.wire = b
-	})
+	t.wireOnce.Do(func() { t.wire = wireOf(t.anys()) })
 	return t.wire
+}
+
+// wireOf encodes resources as the resources field (2) of a DiscoveryResponse.
+func wireOf(resources []*anypb.Any) []byte {
+	size := 0
+	for _, a := range resources {
+		size += 8 + proto.Size(a)
+	}
+	b := make([]byte, 0, size)
+	for _, a := range resources {
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(proto.Size(a)))
+		var err error
+		if b, err = (proto.MarshalOptions{}).MarshalAppend(b, a); err != nil {
+			panic("groupcache: an encoded resource does not marshal: " + err.Error()) // an Any of bytes: cannot fail
+		}
+	}
+	return b
 }
 
 // encodeAll encodes a list, on every CPU when it is long: a full publish of 10,000 upstreams encodes
