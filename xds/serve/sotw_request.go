@@ -22,8 +22,10 @@ func newServerCodec() serverCodec { return serverCodec{proto: encoding.GetCodecV
 
 func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if e, ok := v.(*encodedResponse); ok {
-		if b := e.marshal(); b != nil {
-			return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+		if head, tail, ok := e.envelope(); ok {
+			// The shared resources go out as they are, between the stream's own fields: copying them
+			// into one buffer per stream was most of what a change allocated.
+			return mem.BufferSlice{mem.SliceBuffer(head), mem.SliceBuffer(e.resources), mem.SliceBuffer(tail)}, nil
 		}
 		return c.proto.Marshal(e.resp)
 	}
@@ -51,18 +53,19 @@ type encodedResponse struct {
 	resources []byte // resp.Resources, encoded as field 2
 }
 
-// marshal writes what proto.Marshal writes for resp, fields in number order, or nil when resp has a field
-// this does not write.
-func (e *encodedResponse) marshal() []byte {
+// envelope returns what proto.Marshal writes for resp before its resources and after them, fields in
+// number order, or false when resp has a field this does not write.
+func (e *encodedResponse) envelope() (head, tail []byte, ok bool) {
 	r := e.resp
 	if r.Canary || r.ControlPlane != nil || len(r.ResourceErrors) > 0 || len(r.ProtoReflect().GetUnknown()) > 0 {
-		return nil
+		return nil, nil, false
 	}
-	b := make([]byte, 0, len(e.resources)+len(r.VersionInfo)+len(r.TypeUrl)+len(r.Nonce)+16)
+	b := make([]byte, 0, len(r.VersionInfo)+len(r.TypeUrl)+len(r.Nonce)+16)
 	b = appendString(b, 1, r.VersionInfo)
-	b = append(b, e.resources...)
+	head = b
 	b = appendString(b, 4, r.TypeUrl)
-	return appendString(b, 5, r.Nonce)
+	b = appendString(b, 5, r.Nonce)
+	return head[:len(head):len(head)], b[len(head):], true
 }
 
 // appendString appends a proto3 string field, which is left out when empty.
@@ -102,7 +105,6 @@ type requestDecoder struct {
 	nodeRaw []byte
 	node    *core.Node // decoded from nodeRaw; nil until a request has one
 	types   []decodedType
-	names   [][]byte // the current request's names, in its buffer
 }
 
 // decodedType is what the stream's latest request of one type said, to reuse.
@@ -121,7 +123,7 @@ func (d *requestDecoder) decode(b []byte) (*discovery.DiscoveryRequest, error) {
 		locators                    [][]byte
 		hasVersion, hasType, hasNon bool
 	)
-	d.names = d.names[:0]
+	names := 0
 	// namesRaw is the names' encoding when they come one after the other (as encoders write them): compared
 	// with the previous request's at once, not name by name.
 	namesStart, namesEnd, namesContiguous := 0, 0, true
@@ -152,13 +154,13 @@ func (d *requestDecoder) decode(b []byte) (*discovery.DiscoveryRequest, error) {
 			}
 			node, hasNode = v, true
 		case fieldResourceNames:
-			if len(d.names) == 0 {
+			if names == 0 {
 				namesStart = at
 			} else if at != namesEnd {
 				namesContiguous = false
 			}
 			namesEnd = len(b) - len(rest)
-			d.names = append(d.names, v)
+			names++
 		case fieldTypeURL:
 			typeURL, hasType = v, true
 		case fieldResponseNonce:
@@ -211,7 +213,7 @@ func (d *requestDecoder) decode(b []byte) (*discovery.DiscoveryRequest, error) {
 		}
 		req.VersionInfo = t.version
 	}
-	if len(d.names) > 0 {
+	if names > 0 {
 		var raw []byte
 		if namesContiguous {
 			raw = b[namesStart:namesEnd]
@@ -220,15 +222,18 @@ func (d *requestDecoder) decode(b []byte) (*discovery.DiscoveryRequest, error) {
 			req.ResourceNames = t.names
 			return req, nil
 		}
-		if !t.sameNames(d.names) {
-			names := make([]string, len(d.names))
-			for i, n := range d.names {
-				if !utf8.Valid(n) {
-					return unmarshalRequest(b)
-				}
-				names[i] = string(n)
+		if !t.sameNames(b, names) {
+			list := make([]string, 0, names)
+			valid := true
+			eachName(b, func(n []byte) bool {
+				valid = utf8.Valid(n)
+				list = append(list, string(n))
+				return valid
+			})
+			if !valid {
+				return unmarshalRequest(b)
 			}
-			t.names = names
+			t.names = list
 		}
 		t.namesRaw = append(t.namesRaw[:0], raw...)
 		if raw == nil {
@@ -254,16 +259,33 @@ func (d *requestDecoder) typeState(typeURL []byte) *decodedType {
 	return &t
 }
 
-func (t *decodedType) sameNames(names [][]byte) bool {
-	if len(names) != len(t.names) {
+// sameNames reports whether the count names of request b are the type's remembered names.
+func (t *decodedType) sameNames(b []byte, count int) bool {
+	if count != len(t.names) {
 		return false
 	}
-	for i, n := range names {
-		if string(n) != t.names[i] {
-			return false
+	i, same := 0, true
+	eachName(b, func(n []byte) bool {
+		same = string(n) == t.names[i]
+		i++
+		return same
+	})
+	return same
+}
+
+// eachName calls fn with each resource name of request b, which decode has walked already, until fn
+// returns false. The names are read from b again rather than kept from that walk: a list of them, kept
+// per stream for the next request, was 4 KiB of pointers per Envoy for the garbage collector to scan.
+func eachName(b []byte, fn func(n []byte) bool) {
+	for len(b) > 0 {
+		num, _, n := protowire.ConsumeTag(b)
+		b = b[n:]
+		v, n := protowire.ConsumeBytes(b)
+		b = b[n:]
+		if num == fieldResourceNames && !fn(v) {
+			return
 		}
 	}
-	return true
 }
 
 // nestedUnmarshal decodes a message field as proto.Unmarshal does within the request: one level deeper,
