@@ -424,6 +424,9 @@ func writeHeapProfile(path string) error {
 		return err
 	}
 	defer f.Close()
+	// A heap profile is as of the last collection; with the fleet's GOGC raised there may have been none
+	// since the previous profile, which would then be written again.
+	runtime.GC()
 	return pprof.Lookup("heap").WriteTo(f, 0)
 }
 
