@@ -129,7 +129,7 @@ func (c *Cache) SetSnapshot(name string, s *Snapshot) {
 					}
 					continue
 				}
-				answered = w.answerChanges(s, cs)
+				answered = w.answerChanges(s, cs, &c.mu)
 			} else {
 				answered = w.answer(s)
 			}
@@ -232,9 +232,11 @@ func (w *watch) answer(s *Snapshot) bool {
 
 // answerChanges is answer for a watch that was up to date with the snapshot s replaced, when only the
 // resources in cs differ: the response is built from those alone, not by comparing everything again.
-func (w *watch) answerChanges(s *Snapshot, cs *changeSet) bool {
+//
+// lock is the cache's, held by the caller: a delta response's edits are made under it (see returnedEdits).
+func (w *watch) answerChanges(s *Snapshot, cs *changeSet, lock sync.Locker) bool {
 	if w.dch != nil {
-		if r := respondDeltaChanges(s, w.dreq, w.sub, cs); r != nil {
+		if r := respondDeltaChanges(s, w.dreq, w.sub, cs, lock); r != nil {
 			w.dch <- r
 			return true
 		}

@@ -194,3 +194,41 @@ func TestDeltaAndSotwShareSnapshots(t *testing.T) {
 		t.Fatalf("%d encodes after serving two streams, want the snapshot's %d", n, encoded)
 	}
 }
+
+// go-control-plane's delta server may apply a response of a watch it has already replaced (it cancels the
+// old watch after applying what is queued), while the new watch, holding the same map, is parked in the
+// cache. The edits of that late answer must not race the cache reading the map for the new watch (run
+// with -race).
+func TestLateDeltaAnswerDoesNotRaceTheNextWatch(t *testing.T) {
+	c := newCache(nil)
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a", "b"}))
+	d := newDeltaClient(t, c)
+	d.request(resource.EndpointType, "", nil, nil, false)
+	d.next()
+	d.request(resource.EndpointType, "1", nil, nil, false) // parked: up to date
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a@2", "b"}))
+	late := <-d.ch // answered, not yet applied
+	// A request that unsubscribes from a replaces the watch; the new one wants only b, which the stream
+	// has, so it is parked, reading the same map. The server hands the cache its subscription by value, as
+	// go-control-plane's does: the copy shares the maps.
+	sub := d.sub[resource.EndpointType]
+	sub.UpdateResourceSubscriptions([]string{"b"}, []string{"*", "a"})
+	cancel, err := c.CreateDeltaWatch(&cache.DeltaRequest{Node: envoyNode, TypeUrl: resource.EndpointType, ResponseNonce: "1",
+		ResourceNamesSubscribe: []string{"b"}, ResourceNamesUnsubscribe: []string{"*", "a"}}, *sub, d.ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	select {
+	case r := <-d.ch:
+		t.Fatalf("the new watch was answered (%v), not parked: the test does not set up the race", r.GetReturnedResources())
+	default:
+	}
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		sub.SetReturnedResources(late.GetNextVersionMap())
+	}()
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a@2"})) // b goes: the cache looks it up in the map
+	<-applied
+}
