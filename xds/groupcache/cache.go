@@ -261,6 +261,8 @@ type changeSet struct {
 	// first and shared by the rest (SetSnapshot answers them all under the cache's lock): with 10,000
 	// streams, building and encoding the same response for each was a twelfth of dynup's CPU per change.
 	shared *sharedChange
+	// sharedDelta is the same for incremental streams (deltawire.go).
+	sharedDelta *sharedDeltaChange
 }
 
 // sharedChange is what a stream that was up to date and wants every changed name is sent for a change of a

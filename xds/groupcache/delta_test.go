@@ -1,6 +1,7 @@
 package groupcache
 
 import (
+	"bytes"
 	"testing"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -9,6 +10,7 @@ import (
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 var envoyNode = &core.Node{Id: "e1", UserAgentName: "envoy"}
@@ -231,4 +233,74 @@ func TestLateDeltaAnswerDoesNotRaceTheNextWatch(t *testing.T) {
 	}()
 	c.SetSnapshot("envoy", snap(t, nil, []string{"a@2"})) // b goes: the cache looks it up in the map
 	<-applied
+}
+
+// Incremental responses that streams get alike (a new stream's every resource, a change every stream
+// wants) share one list, whose encoding EncodedDeltaResources finds: what proto.Marshal writes for it. A
+// list made for one stream has none, and neither has a change in which a resource went away (what each
+// stream is told of it depends on what it was sent).
+func TestSharedDeltaListsAreEncodedOnce(t *testing.T) {
+	c := envoyCache(t)
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a", "b", "c"}))
+	wildcard, named, some := newDeltaClient(t, c), newDeltaClient(t, c), newDeltaClient(t, c)
+	wildcard.request(resource.EndpointType, "", nil, nil, false)
+	named.request(resource.EndpointType, "", []string{"c", "b", "a"}, nil, false)
+	some.request(resource.EndpointType, "", []string{"a", "b"}, nil, false)
+	responses := func() []*discovery.DeltaDiscoveryResponse {
+		var out []*discovery.DeltaDiscoveryResponse
+		for _, d := range []*deltaClient{wildcard, named, some} {
+			r := <-d.ch
+			resp, _ := r.GetDeltaDiscoveryResponse()
+			d.sub[resource.EndpointType].SetReturnedResources(r.GetReturnedResources())
+			out = append(out, resp)
+		}
+		return out
+	}
+	// The first two streams want every resource; the third wants a and b, which is all of a change to a.
+	check := func(what string, rs []*discovery.DeltaDiscoveryResponse, shared, thirdShared bool) {
+		t.Helper()
+		for i, r := range rs[:2] {
+			got := EncodedDeltaResources(r.Resources)
+			if !shared {
+				if got != nil {
+					t.Fatalf("%s, stream %d: a list of its own has a shared encoding", what, i)
+				}
+				continue
+			}
+			want, err := proto.Marshal(&discovery.DeltaDiscoveryResponse{Resources: r.Resources})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s, stream %d: shared encoding\n%x\nwant\n%x", what, i, got, want)
+			}
+		}
+		if shared && &rs[0].Resources[0] != &rs[1].Resources[0] {
+			t.Fatalf("%s: the wildcard and the all-naming stream were sent lists of their own", what)
+		}
+		if (EncodedDeltaResources(rs[2].Resources) != nil) != thirdShared {
+			t.Fatalf("%s: the stream naming a and b was sent a shared list: %v, want %v", what, !thirdShared, thirdShared)
+		}
+	}
+	check("first responses", responses(), true, false)
+	for _, d := range []*deltaClient{wildcard, named, some} {
+		d.request(resource.EndpointType, "1", nil, nil, false)
+	}
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a@2", "b", "c"}))
+	rs := responses()
+	check("a change", rs, true, true)
+	if len(rs[0].Resources) != 1 || rs[0].Resources[0].Name != "a" {
+		t.Fatalf("a change sent %v", rs[0].Resources)
+	}
+	for _, d := range []*deltaClient{wildcard, named, some} {
+		d.request(resource.EndpointType, "2", nil, nil, false)
+	}
+	c.SetSnapshot("envoy", snap(t, nil, []string{"a@3", "c"})) // b went away
+	rs = responses()
+	check("a change with a removal", rs, false, false)
+	for i, r := range rs {
+		if r.Resources[0].Name != "a" || !equal(r.RemovedResources, []string{"b"}) {
+			t.Fatalf("stream %d: removed %v, want [b]", i, r.RemovedResources)
+		}
+	}
 }

@@ -147,6 +147,12 @@ func respondDeltaChanges(s *Snapshot, req *cache.DeltaRequest, sub cache.Subscri
 	wildcard := sub.IsWildcard()
 	subscribed := sub.SubscribedResources()
 	returned := sub.ReturnedResources()
+	if wildcard || subscribesAll(subscribed, cs.names) {
+		if w := cs.forAllDelta(set); !w.gone {
+			return &deltaResponse{req: req, edits: &returnedEdits{base: returned, edits: w.edits, inPlace: true, lock: lock},
+				resp: &discovery.DeltaDiscoveryResponse{SystemVersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: w.out}}
+		}
+	}
 	next := &returnedEdits{base: returned, inPlace: true, lock: lock}
 	var out []*discovery.Resource
 	var removed []string
@@ -291,7 +297,11 @@ func respondDelta(s *Snapshot, req *cache.DeltaRequest, sub cache.Subscription) 
 	if len(out) == 0 && len(removed) == 0 && !(first && wildcard) {
 		return nil
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	if len(removed) == 0 && len(out) == len(set.names) {
+		out = set.deltaAll() // every resource, as every new stream of the group is sent: encoded once
+	} else {
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	}
 	sort.Strings(removed)
 	return &deltaResponse{req: req, returned: next, resp: &discovery.DeltaDiscoveryResponse{
 		SystemVersionInfo: set.version, TypeUrl: req.TypeUrl, Resources: out, RemovedResources: removed}}

@@ -73,6 +73,9 @@ type typeSet struct {
 	// the whole set is then written without encoding every resource again for each stream.
 	wireOnce sync.Once
 	wire     []byte
+	// deltas is every item in the incremental wrapper, in names order, shared and encoded once (deltawire.go).
+	deltasOnce sync.Once
+	deltas     []*discovery.Resource
 }
 
 // encoded is one resource, marshalled once and shared by every stream of every snapshot that holds it.

@@ -15,6 +15,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 
+	"github.com/dynup/dynup/xds/groupcache"
 	"github.com/dynup/dynup/xds/nodes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -45,7 +46,20 @@ func newADSServer(ctx context.Context, c cache.Cache, callbacks serverv3.Callbac
 }
 
 func (s *adsServer) DeltaAggregatedResources(st discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	return s.delta.DeltaStreamHandler(st, resource.AnyType)
+	return s.delta.DeltaStreamHandler(sharedEncodingDeltaStream{st}, resource.AnyType)
+}
+
+// sharedEncodingDeltaStream sends a response whose resources the cache shares between streams with their shared
+// encoding (groupcache.EncodedDeltaResources), instead of encoding them again for each stream.
+type sharedEncodingDeltaStream struct {
+	discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer
+}
+
+func (d sharedEncodingDeltaStream) Send(r *discovery.DeltaDiscoveryResponse) error {
+	if wire := groupcache.EncodedDeltaResources(r.Resources); wire != nil {
+		return d.SendMsg(&encodedDeltaResponse{resp: r, resources: wire})
+	}
+	return d.AggregatedDiscoveryService_DeltaAggregatedResourcesServer.Send(r)
 }
 
 // sotwStream is one state-of-the-world stream's state, owned by the goroutine that serves it.

@@ -29,6 +29,12 @@ func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
 		}
 		return c.proto.Marshal(e.resp)
 	}
+	if e, ok := v.(*encodedDeltaResponse); ok {
+		if head, tail, ok := e.envelope(); ok {
+			return mem.BufferSlice{mem.SliceBuffer(head), mem.SliceBuffer(e.resources), mem.SliceBuffer(tail)}, nil
+		}
+		return c.proto.Marshal(e.resp)
+	}
 	return c.proto.Marshal(v)
 }
 
@@ -65,6 +71,35 @@ func (e *encodedResponse) envelope() (head, tail []byte, ok bool) {
 	head = b
 	b = appendString(b, 4, r.TypeUrl)
 	b = appendString(b, 5, r.Nonce)
+	return head[:len(head):len(head)], b[len(head):], true
+}
+
+// encodedDeltaResponse is encodedResponse for incremental streams.
+type encodedDeltaResponse struct {
+	resp      *discovery.DeltaDiscoveryResponse
+	resources []byte // resp.Resources, encoded as field 2
+}
+
+// envelope is encodedResponse.envelope for a DeltaDiscoveryResponse: system_version_info (1) before the
+// resources, type_url (4), nonce (5) and removed_resources (6) after.
+func (e *encodedDeltaResponse) envelope() (head, tail []byte, ok bool) {
+	r := e.resp
+	if r.ControlPlane != nil || len(r.RemovedResourceNames) > 0 || len(r.ProtoReflect().GetUnknown()) > 0 {
+		return nil, nil, false
+	}
+	size := len(r.SystemVersionInfo) + len(r.TypeUrl) + len(r.Nonce) + 16
+	for _, n := range r.RemovedResources {
+		size += len(n) + 6
+	}
+	b := make([]byte, 0, size)
+	b = appendString(b, 1, r.SystemVersionInfo)
+	head = b
+	b = appendString(b, 4, r.TypeUrl)
+	b = appendString(b, 5, r.Nonce)
+	for _, n := range r.RemovedResources { // repeated: written even when empty
+		b = protowire.AppendTag(b, 6, protowire.BytesType)
+		b = protowire.AppendString(b, n)
+	}
 	return head[:len(head):len(head)], b[len(head):], true
 }
 

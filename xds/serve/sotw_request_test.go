@@ -161,6 +161,43 @@ func FuzzDiscoveryRequestDecode(f *testing.F) {
 	})
 }
 
+// The same for an incremental response.
+func TestEncodedDeltaResponseIsProtoMarshal(t *testing.T) {
+	var resources []*discovery.Resource
+	for i := 0; i < 3; i++ {
+		a, err := anypb.New(&endpoint.ClusterLoadAssignment{ClusterName: fmt.Sprint("c", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resources = append(resources, &discovery.Resource{Name: fmt.Sprint("c", i), Version: fmt.Sprint("v", i), Resource: a})
+	}
+	codec := newServerCodec()
+	for _, resp := range []*discovery.DeltaDiscoveryResponse{
+		{SystemVersionInfo: "v1", TypeUrl: resource.EndpointType, Nonce: "7", Resources: resources},
+		{TypeUrl: resource.EndpointType, Resources: resources, RemovedResources: []string{"gone", ""}},
+		{SystemVersionInfo: "v2", TypeUrl: resource.EndpointType, Nonce: "8", RemovedResources: []string{"x"}},
+		{SystemVersionInfo: "v3", TypeUrl: resource.EndpointType, Nonce: "9", Resources: resources, ControlPlane: &core.ControlPlane{Identifier: "x"}},
+		{SystemVersionInfo: "v4", TypeUrl: resource.EndpointType, Nonce: "10", Resources: resources,
+			RemovedResourceNames: []*discovery.ResourceName{{Name: "y"}}},
+	} {
+		wire, err := proto.Marshal(&discovery.DeltaDiscoveryResponse{Resources: resp.Resources}) // field 2 alone
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := codec.Marshal(&encodedDeltaResponse{resp: resp, resources: wire})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := proto.Marshal(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Materialize(), want) {
+			t.Fatalf("%v: encoded\n%x\nwant\n%x", resp, got.Materialize(), want)
+		}
+	}
+}
+
 // A response sent with its resources already encoded is, byte for byte, what proto.Marshal makes of it;
 // one with a field that path does not write goes through proto.Marshal.
 func TestEncodedResponseIsProtoMarshal(t *testing.T) {
