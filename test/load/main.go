@@ -291,11 +291,11 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		}
 	}
 	if cfg.reconnect {
-		before, _ := readProc(dyn.pid)
-		toolBefore := toolCPU()
 		errs := fleet.errors.Load()
 		fleet.close()
 		runtime.GC() // the closed fleet's garbage, as before the changes: not collected in the middle of the reconnect
+		before, _ := readProc(dyn.pid)
+		toolBefore := toolCPU()
 		fleet = newFleet(cfg, dyn.xds)
 		began := time.Now()
 		if err := fleet.connect(ctx, cfg.reconnectRate); err != nil {
