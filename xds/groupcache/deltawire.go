@@ -5,8 +5,6 @@ import (
 	"sync"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
 // Incremental responses that many streams are sent alike (every resource of a set to each new stream, a
@@ -32,7 +30,7 @@ func shareDeltas[T any](owner *T, list []*discovery.Resource) []*discovery.Resou
 	if len(list) == 0 {
 		return list
 	}
-	s := &sharedDeltas{list: list, wire: deltaWireOf(list)}
+	s := &sharedDeltas{list: list, wire: wireOf(list)}
 	key := &list[0]
 	deltaLists.Store(key, s)
 	runtime.AddCleanup(owner, func(key **discovery.Resource) { deltaLists.CompareAndDelete(key, s) }, key)
@@ -55,24 +53,6 @@ func EncodedDeltaResources(resources []*discovery.Resource) []byte {
 		return s.wire
 	}
 	return nil
-}
-
-// deltaWireOf encodes resources as the resources field (2) of a DeltaDiscoveryResponse.
-func deltaWireOf(resources []*discovery.Resource) []byte {
-	size := 0
-	for _, r := range resources {
-		size += 8 + proto.Size(r)
-	}
-	b := make([]byte, 0, size)
-	for _, r := range resources {
-		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(proto.Size(r)))
-		var err error
-		if b, err = (proto.MarshalOptions{}).MarshalAppend(b, r); err != nil {
-			panic("groupcache: an encoded resource does not marshal: " + err.Error()) // bytes and strings: cannot fail
-		}
-	}
-	return b
 }
 
 // deltaAll returns every item of the set in the incremental wrapper, in name order, shared.

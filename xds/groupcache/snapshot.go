@@ -226,8 +226,9 @@ func (t *typeSet) wireAll() []byte {
 	return t.wire
 }
 
-// wireOf encodes resources as the resources field (2) of a DiscoveryResponse.
-func wireOf(resources []*anypb.Any) []byte {
+// wireOf encodes resources as the resources field (2) of a DiscoveryResponse (Anys) or of a
+// DeltaDiscoveryResponse (Resources).
+func wireOf[M proto.Message](resources []M) []byte {
 	size := 0
 	for _, a := range resources {
 		size += 8 + proto.Size(a)

@@ -184,17 +184,23 @@ func TestEncodedDeltaResponseIsProtoMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := codec.Marshal(&encodedDeltaResponse{resp: resp, resources: wire})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := proto.Marshal(resp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got.Materialize(), want) {
-			t.Fatalf("%v: encoded\n%x\nwant\n%x", resp, got.Materialize(), want)
-		}
+		encodesAsProtoMarshal(t, codec, resp, &encodedDeltaResponse{resp: resp, resources: wire})
+	}
+}
+
+// encodesAsProtoMarshal checks that the codec writes encoded as proto.Marshal writes resp.
+func encodesAsProtoMarshal(t *testing.T, codec serverCodec, resp proto.Message, encoded any) {
+	t.Helper()
+	got, err := codec.Marshal(encoded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := proto.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Materialize(), want) {
+		t.Fatalf("%v: encoded\n%x\nwant\n%x", resp, got.Materialize(), want)
 	}
 }
 
@@ -221,16 +227,6 @@ func TestEncodedResponseIsProtoMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := codec.Marshal(&encodedResponse{resp: resp, resources: wire})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := proto.Marshal(resp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got.Materialize(), want) {
-			t.Fatalf("%v: encoded\n%x\nwant\n%x", resp, got.Materialize(), want)
-		}
+		encodesAsProtoMarshal(t, codec, resp, &encodedResponse{resp: resp, resources: wire})
 	}
 }
