@@ -13,11 +13,18 @@ import (
 // The load tool at a small size: a fleet of both protocols and two kinds of node, a few one-endpoint
 // changes, a reconnect. It proves the tool works and that an endpoint change is served as one: ACKed
 // everywhere, one encode per group for its endpoints and one for its cluster, no cluster responses.
-// Figures are not checked here: they are benchmarks (docs/benchmarks.md), not tests.
+// Figures are not checked here: they are benchmarks (docs/benchmarks.md), not tests. Both decodings: full
+// (messages) and light (the fleet reads and writes the wire format itself, see wire.go).
 func TestLoadToolSmallRun(t *testing.T) {
+	for _, decode := range []string{"full", "light"} {
+		t.Run(decode, func(t *testing.T) { smallRun(t, decode) })
+	}
+}
+
+func smallRun(t *testing.T, decode string) {
 	cfg, err := parseFlags([]string{"-streams", "24", "-protocol", "mixed", "-zones", "a,b", "-kinds", "envoy,grpc",
 		"-upstreams", "20", "-servers", "4", "-changes", "3", "-change-gap", "0s", "-settle", "0s", "-reconnect",
-		"-timeout", "3m", "-dynup-bin", harness.DynupBinary(t)}, io.Discard)
+		"-decode", decode, "-timeout", "3m", "-dynup-bin", harness.DynupBinary(t)}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

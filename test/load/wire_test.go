@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -25,8 +23,6 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
-
-	"github.com/dynup/dynup/test/harness"
 )
 
 // testNodes are nodes to encode requests with: none, an empty one, the fleet's own (with and without
@@ -415,30 +411,4 @@ func portEndpoint(port uint32) *endpoint.LbEndpoint {
 	return &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
 		Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
 			Address: "10.0.0.1", PortSpecifier: &core.SocketAddress_PortValue{PortValue: port}}}}}}}
-}
-
-// TestLoadToolSmallRun with -decode light: the encoded requests and responses, over gRPC, against dynup.
-func TestLoadToolSmallRunLight(t *testing.T) {
-	cfg, err := parseFlags([]string{"-streams", "24", "-protocol", "mixed", "-zones", "a,b", "-kinds", "envoy,grpc",
-		"-upstreams", "20", "-servers", "4", "-changes", "3", "-change-gap", "0s", "-settle", "0s", "-reconnect",
-		"-decode", "light", "-timeout", "3m", "-dynup-bin", harness.DynupBinary(t)}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	res, err := run(context.Background(), cfg, &out)
-	t.Log("\n" + out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := res.Changes
-	if c.Completed != 3 || c.FromAccepted.N != 3*24 {
-		t.Errorf("%d changes completed with %d ACKs, want 3 with 72", c.Completed, c.FromAccepted.N)
-	}
-	if got := c.ResponsesPer["ClusterLoadAssignment"]; got != 24 {
-		t.Errorf("%v endpoint responses per change, want one per stream", got)
-	}
-	if res.Connect.StreamErrors != 0 || res.Reconnect == nil || res.Reconnect.StreamErrors != 0 {
-		t.Errorf("stream errors: %d connecting, reconnect %+v", res.Connect.StreamErrors, res.Reconnect)
-	}
 }

@@ -57,7 +57,7 @@ type sharedEncodingDeltaStream struct {
 
 func (d sharedEncodingDeltaStream) Send(r *discovery.DeltaDiscoveryResponse) error {
 	if wire := groupcache.EncodedDeltaResources(r.Resources); wire != nil {
-		return d.SendMsg(&encodedDeltaResponse{resp: r, resources: wire})
+		return d.SendMsg(&encodedResponse{resp: r, resources: wire})
 	}
 	return d.AggregatedDiscoveryService_DeltaAggregatedResourcesServer.Send(r)
 }

@@ -184,7 +184,7 @@ func TestEncodedDeltaResponseIsProtoMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		encodesAsProtoMarshal(t, codec, resp, &encodedDeltaResponse{resp: resp, resources: wire})
+		encodesAsProtoMarshal(t, codec, resp, &encodedResponse{resp: resp, resources: wire})
 	}
 }
 
