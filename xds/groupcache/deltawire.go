@@ -10,9 +10,10 @@ import (
 // Incremental responses that many streams are sent alike (every resource of a set to each new stream, a
 // change to every stream that wants it) share one list of resources, encoded once. go-control-plane's
 // delta server sends the DeltaDiscoveryResponse the cache made; the server's stream finds the encoding
-// of its resources here (EncodedDeltaResources), by the list's first element, and writes it as it is.
-// With 10,000 streams reconnecting, encoding every stream's copy of 200 resources was a fifth of dynup's
-// CPU.
+// of its resources here (EncodedDeltaResources), by the list's first element, and writes it as it is,
+// instead of encoding the same resources again for each stream (200 of them for each of 10,000 streams
+// reconnecting). State-of-the-world responses carry their encoding themselves (response.wire): dynup's
+// own server sees the cache's response, go-control-plane's delta server passes on only the message.
 
 // deltaLists holds the encoding of each shared list, by the address of its first element, until the list's
 // owner (a typeSet, or a change) is collected. A response still holding a list after that is encoded as
@@ -67,8 +68,8 @@ func (t *typeSet) deltaAll() []*discovery.Resource {
 	return t.deltas
 }
 
-// forAllDelta is forAll for incremental streams: the changed resources, when none of them went away
-// (the names that went away are reported per stream, by what each was sent), or nil.
+// forAllDelta is forAll for incremental streams: the changed resources, unless one of them went away
+// (gone: the names that went away are reported per stream, by what each was sent).
 func (cs *changeSet) forAllDelta(set *typeSet) *sharedDeltaChange {
 	if cs.sharedDelta != nil {
 		return cs.sharedDelta
