@@ -144,8 +144,21 @@ func (c changeReport) rolledOutAt() time.Time {
 }
 
 // noneFail sends n RPCs on each client: every one must succeed and none may reach the named backend.
+//
+// gRPC-Go's xDS client ACKs a response as soon as it has handed the update to its watchers, before the
+// channel's balancer has built a picker from it (internal/xds/clients/xdsclient/ads_stream.go, recv), so a
+// client that ACKed may still pick the old set for a moment. Each client is first given up to 5 s to
+// stop reaching the backend (ten RPCs in a row, none failing); then n RPCs in a row must not reach it.
 func noneFail(t *testing.T, n int, not string, ccs ...*grpc.ClientConn) {
 	t.Helper()
+	for _, cc := range ccs {
+		harness.Until(t, 5*time.Second, func() error {
+			if got := reached(t, cc, 10); got[not] != 0 {
+				return fmt.Errorf("%d of 10 RPCs reached %s", got[not], not)
+			}
+			return nil
+		})
+	}
 	for i, cc := range ccs {
 		got := reached(t, cc, n) // fails the test on any failed RPC
 		if got[not] != 0 {
